@@ -24,8 +24,7 @@ from ua_parser import Domain
 
 from reset_mcp.errors import ConfigError
 
-__all__ = ["Device", "GeoLocator", "GeoResult", "Location", "parse_user_agent", "resolve_location",
-           "special_network"]
+__all__ = ["Device", "GeoLocator", "GeoResult", "Location", "parse_user_agent", "resolve_location", "special_network"]
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 
@@ -114,8 +113,11 @@ _CLASS_ROWS = (  # name, IPv4 blocks, IPv6 blocks
     ("shared address space (CGNAT)", "100.64.0.0/10", ""),
     # "This network", IETF protocol assignments, documentation, benchmarking, class E (with
     # the broadcast 255.255.255.255); documentation (RFC 3849, 9637), benchmarking, ORCHID.
-    ("reserved address", "0.0.0.0/8 192.0.0.0/24 192.0.2.0/24 198.18.0.0/15 198.51.100.0/24 "
-     "203.0.113.0/24 240.0.0.0/4", "2001:db8::/32 3fff::/20 2001:2::/48 2001:10::/28"),
+    (
+        "reserved address",
+        "0.0.0.0/8 192.0.0.0/24 192.0.2.0/24 198.18.0.0/15 198.51.100.0/24 203.0.113.0/24 240.0.0.0/4",
+        "2001:db8::/32 3fff::/20 2001:2::/48 2001:10::/28",
+    ),
 )
 _CLASSES: tuple[tuple[str, tuple[IPv4Network | IPv6Network, ...]], ...] = tuple(
     (name, tuple(ip_network(net) for net in f"{v4} {v6}".split())) for name, v4, v6 in _CLASS_ROWS
@@ -168,8 +170,7 @@ def _geo_from_record(record: Any) -> GeoResult | None:
         code = None
     subdivisions = record.get("subdivisions")
     region = _english_name(subdivisions[0]) if isinstance(subdivisions, list) and subdivisions else None
-    geo = GeoResult(_english_name(record.get("city")), region, _english_name(country),
-                    code.upper() if code else None)
+    geo = GeoResult(_english_name(record.get("city")), region, _english_name(country), code.upper() if code else None)
     return None if geo == GeoResult(None, None, None, None) else geo
 
 
@@ -196,8 +197,9 @@ class GeoLocator:
         kind = str(reader.metadata().database_type)
         if "city" not in kind.lower() and "country" not in kind.lower():
             reader.close()
-            raise ConfigError(f"GeoIP database {path}: a {kind!r} database has no locations; "
-                              "use a City or Country database")
+            raise ConfigError(
+                f"GeoIP database {path}: a {kind!r} database has no locations; use a City or Country database"
+            )
         self._reader = reader
         # An IPv4-only file cannot answer for IPv6; knowing it up front avoids a raise per request.
         self._has_ipv6 = reader.metadata().ip_version == 6

@@ -1,0 +1,3 @@
+from reset_mcp.cli import main
+
+raise SystemExit(main())

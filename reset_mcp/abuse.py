@@ -1,0 +1,156 @@
+"""Abuse verdicts and rate limits, computed from the store's event history.
+
+Rules (all configurable, defaults from the security checklist):
+- more than `high_attempts` (3) reset requests for one account in the window: high;
+- `elevated_ips` (3) or more distinct IPs in the window: at least elevated;
+- a country or a device (browser and OS family) never seen in the contact's earlier
+  history raises the risk one step (only when there is a history to compare with);
+- a "this wasn't me" report in the window raises the risk one step.
+
+The verdict is pure: `assess` takes events and returns a report, so every threshold is
+tested with hand-made events and an injected clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reset_mcp.store import Tx
+from reset_mcp.store.records import ContactEvent
+
+LEVELS = ("low", "elevated", "high")
+REQUESTED = "reset_requested"  # an accepted request: counts toward the rate limits
+LIMITED = "reset_rate_limited"  # a refused request: still an attempt for the abuse verdict
+ATTEMPTS = (REQUESTED, LIMITED)
+REPORTED = "reset_reported_unrequested"
+HISTORY_DAYS = 90
+
+
+@dataclass(frozen=True, slots=True)
+class AbuseRules:
+    high_attempts: int = 3  # more than this many in the window is high
+    elevated_ips: int = 3  # this many distinct IPs or more is at least elevated
+    window_minutes: int = 60
+    account_per_hour: int = 5
+    ip_per_hour: int = 20
+
+
+@dataclass(slots=True)
+class AbuseReport:
+    attempts: int
+    distinct_ips: list[str]
+    distinct_devices: list[str]
+    countries: list[str]
+    first_attempt: datetime | None
+    last_attempt: datetime | None
+    risk: str
+    reasons: list[str] = field(default_factory=list)
+    recommended_action: str = "allow"
+    ip_attempts: int | None = None
+
+
+def _raise(level: int, to: int) -> int:
+    return max(level, to)
+
+
+def assess(
+    window: Sequence[ContactEvent],
+    history: Sequence[ContactEvent],
+    rules: AbuseRules,
+    *,
+    ip_attempts: int | None = None,
+) -> AbuseReport:
+    """`window`: this account's events in the window; `history`: its events before it."""
+    requests = sorted((e for e in window if e.event_type in ATTEMPTS), key=lambda e: e.created_at)
+    ips = sorted({e.ip for e in requests if e.ip})
+    devices = sorted({e.device for e in requests if e.device})
+    countries = sorted({e.country for e in requests if e.country})
+    level, reasons = 0, []
+    if len(requests) > rules.high_attempts:
+        level = 2
+        reasons.append(
+            f"{len(requests)} reset requests in {rules.window_minutes} minutes (more than {rules.high_attempts})"
+        )
+    if len(ips) >= rules.elevated_ips:
+        level = _raise(level, 1)
+        reasons.append(f"requests from {len(ips)} different IP addresses")
+    if history:
+        seen_countries = {e.country for e in history if e.country}
+        seen_devices = {e.device for e in history if e.device}
+        new_countries = [c for c in countries if seen_countries and c not in seen_countries]
+        new_devices = [d for d in devices if seen_devices and d not in seen_devices]
+        if new_countries:
+            level = min(level + 1, 2)
+            reasons.append(f"country never seen for this account: {', '.join(new_countries)}")
+        if new_devices:
+            level = min(level + 1, 2)
+            reasons.append(f"device never seen for this account: {', '.join(new_devices)}")
+    if any(e.event_type == REPORTED for e in window):
+        level = min(level + 1, 2)
+        reasons.append("the owner reported a reset they did not request")
+    if ip_attempts is not None and ip_attempts > rules.ip_per_hour:
+        level = 2
+        reasons.append(f"{ip_attempts} reset requests from this IP for any account")
+    over_limit = len(requests) >= rules.account_per_hour
+    action = ("allow", "captcha", "block" if over_limit else "alert")[level]
+    return AbuseReport(
+        attempts=len(requests),
+        distinct_ips=ips,
+        distinct_devices=devices,
+        countries=countries,
+        first_attempt=requests[0].created_at if requests else None,
+        last_attempt=requests[-1].created_at if requests else None,
+        risk=LEVELS[level],
+        reasons=reasons,
+        recommended_action=action,
+        ip_attempts=ip_attempts,
+    )
+
+
+async def account_report(
+    tx: Tx,
+    rules: AbuseRules,
+    now: datetime,
+    *,
+    email: str | None,
+    user_id: str | None,
+    ip: str | None = None,
+    window_minutes: int | None = None,
+) -> AbuseReport:
+    minutes = window_minutes or rules.window_minutes
+    since = now - timedelta(minutes=minutes)
+    types = (*ATTEMPTS, REPORTED)
+    window = await tx.list_events(email=email, user_id=user_id, since=since, event_types=types, limit=1000)
+    older = await tx.list_events(
+        email=email, user_id=user_id, since=now - timedelta(days=HISTORY_DAYS), event_types=ATTEMPTS, limit=500
+    )
+    history = [e for e in older if e.created_at < since]
+    ip_attempts = None
+    if ip:
+        ip_attempts = sum([await tx.count_events(t, since, ip=ip) for t in ATTEMPTS])
+    scoped = AbuseRules(rules.high_attempts, rules.elevated_ips, minutes, rules.account_per_hour, rules.ip_per_hour)
+    return assess(window, history, scoped, ip_attempts=ip_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class RateVerdict:
+    limited: bool
+    retry_after: int = 0
+    reason: str | None = None
+
+
+async def check_rate_limits(tx: Tx, rules: AbuseRules, now: datetime, *, email: str, ip: str) -> RateVerdict:
+    """Per account and per IP over the last hour, counting accepted requests only, so
+    `retry_after` is exact: when the oldest accepted request leaves the hour, one more fits."""
+    since = now - timedelta(hours=1)
+    for label, limit, key in (
+        ("account", rules.account_per_hour, {"email": email}),
+        ("IP address", rules.ip_per_hour, {"ip": ip}),
+    ):
+        if await tx.count_events(REQUESTED, since, **key) >= limit:
+            oldest = await tx.oldest_event_since(REQUESTED, since, **key) or now
+            retry = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+            return RateVerdict(True, retry, f"more than {limit} reset requests per hour for this {label}")
+    return RateVerdict(False)

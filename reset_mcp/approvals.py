@@ -1,0 +1,152 @@
+"""The human side of oversight: list, approve, reject and expire held emails.
+
+None of this is reachable with an agent's `send` credentials: the MCP tools an agent
+sees are read-only views, and `approve`/`reject` refuse a decider whose identity is the
+one that requested the send. For a reset, the token is minted only on approval, so
+the link gets its full lifetime however long the approval took.
+"""
+
+from __future__ import annotations
+
+from reset_mcp.deps import Caller, Deps
+from reset_mcp.errors import ConflictError, NotFoundError, PermissionDeniedError
+from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatus
+from reset_mcp.store.records import ApprovalRecord, ContactEvent, OutboxRow, SendRecord
+from reset_mcp.validation import single_line
+
+
+def approval_view(a: ApprovalRecord) -> ApprovalView:
+    return ApprovalView(
+        id=a.id,
+        request_id=a.send_id,
+        kind=a.kind,
+        recipient=a.recipient,
+        summary=a.summary,
+        requested_by=a.requested_by,
+        reason=a.reason,
+        status=a.status,
+        created_at=a.created_at,
+        expires_at=a.expires_at,
+        decided_by=a.decided_by,
+        decided_at=a.decided_at,
+        decision_reason=a.decision_reason,
+    )
+
+
+def delivery_view(r: OutboxRow) -> DeliveryView:
+    return DeliveryView(
+        outbox_id=r.id,
+        kind=r.kind,
+        recipient=r.recipient,
+        status=r.status,
+        attempts=r.attempts,
+        next_attempt_at=r.next_attempt_at if r.status == "pending" else None,
+        last_error=r.last_error,
+        sent_at=r.sent_at,
+        message_id=r.message_id,
+        provider_message_id=r.provider_message_id,
+    )
+
+
+def send_status(send: SendRecord, approval: ApprovalRecord | None, rows: list[OutboxRow]) -> SendStatus:
+    return SendStatus(
+        request_id=send.id,
+        kind=send.kind,
+        recipient=send.recipient,
+        status=send.status,
+        reason=send.reason,
+        decision=send.decision,
+        requested_by=send.requested_by,
+        created_at=send.created_at,
+        updated_at=send.updated_at,
+        expires_at=send.expires_at,
+        approval=approval_view(approval) if approval else None,
+        deliveries=[delivery_view(r) for r in rows],
+    )
+
+
+class ApprovalDesk:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def list_pending(self, limit: int = 100) -> PendingSends:
+        await self.expire_due()
+        async with self.deps.store.transaction() as tx:
+            pending = await tx.list_approvals("pending", limit)
+        return PendingSends(count=len(pending), pending=[approval_view(a) for a in pending])
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[ApprovalView]:
+        await self.expire_due()
+        async with self.deps.store.transaction() as tx:
+            return [approval_view(a) for a in await tx.list_approvals(status, limit)]
+
+    async def get(self, approval_id: str) -> ApprovalView:
+        async with self.deps.store.transaction() as tx:
+            approval = await tx.get_approval(approval_id)
+        if approval is None:
+            raise NotFoundError(f"no approval {approval_id!r}")
+        return approval_view(approval)
+
+    async def send_status(self, request_id: str) -> SendStatus:
+        await self.expire_due()
+        async with self.deps.store.transaction() as tx:
+            send = await tx.get_send(request_id)
+            if send is None:
+                raise NotFoundError(f"no request {request_id!r}")
+            approval = await tx.approval_for_send(request_id)
+            rows = await tx.outbox_for_send(request_id)
+        return send_status(send, approval, rows)
+
+    async def approve(self, approval_id: str, caller: Caller, reason: str | None = None) -> ApprovalDecision:
+        return await self._decide(approval_id, caller, "approved", reason)
+
+    async def reject(self, approval_id: str, caller: Caller, reason: str | None = None) -> ApprovalDecision:
+        return await self._decide(approval_id, caller, "rejected", reason)
+
+    async def _decide(self, approval_id: str, caller: Caller, status: str, reason: str | None) -> ApprovalDecision:
+        d = self.deps
+        reason = single_line(reason, "reason", 500)
+        await self.expire_due()
+        rows: list[OutboxRow] = []
+        async with d.store.transaction() as tx:
+            approval = await tx.get_approval(approval_id)
+            if approval is None:
+                raise NotFoundError(f"no approval {approval_id!r}")
+            if approval.requested_by == caller.id:
+                raise PermissionDeniedError("an approval cannot be decided with the credentials that requested it")
+            now = d.clock.now()
+            if not await tx.decide_approval(approval_id, status=status, by=caller.id, reason=reason, now=now):
+                raise ConflictError(f"approval {approval_id} was already {approval.status}")
+            send = await tx.get_send(approval.send_id)
+            assert send is not None
+            await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
+            if status == "approved":
+                released = await d.releaser.release(tx, send, now)
+                rows.append(released.row)
+                await tx.insert_event(
+                    ContactEvent(
+                        email=send.recipient,
+                        event_type="email_queued",
+                        created_at=now,
+                        user_id=send.user_id,
+                        metadata={"kind": send.kind, "request_id": send.id},
+                    )
+                )
+            else:
+                await tx.update_send(send.id, "rejected", reason or "rejected by the overseer", now)
+        delivery = await d.deliver(rows)
+        return ApprovalDecision(approval_id=approval_id, status=status, request_id=send.id, delivery=delivery)
+
+    async def expire_due(self) -> int:
+        """End approvals that waited past their window: `expired`, and nothing is sent."""
+        d = self.deps
+        now = d.clock.now()
+        async with d.store.transaction() as tx:
+            due = await tx.due_approval_expiries(now, 100)
+            for approval in due:
+                if await tx.decide_approval(
+                    approval.id, status="expired", by="system", reason="approval window ended", now=now
+                ):
+                    await tx.update_send(approval.send_id, "expired", "no decision within the approval window", now)
+                    await d.audit(tx, "system", "approval_expired", approval.send_id, now, approval_id=approval.id)
+        return len(due)

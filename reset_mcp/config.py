@@ -1,0 +1,173 @@
+"""Settings from `RESET_MCP_*` environment variables, checked once at start.
+
+Every rule a user can get wrong (TTL range, https reset URL, key length) is checked
+here, so a bad value stops the server at start with a message naming the variable,
+never at the first send.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reset_mcp.errors import ConfigError
+
+EmailBackendName = Literal["outbox", "smtp", "memory", "resend", "postmark", "sendgrid", "mailgun", "webhook"]
+OversightMode = Literal["read_only", "gated", "confirm", "monitored", "autonomous"]
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """The effective configuration. Field names are the variables without `RESET_MCP_`."""
+
+    model_config = SettingsConfigDict(env_prefix="RESET_MCP_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path(".reset-mcp"), description="Where the SQLite file, outbox and key live.")
+    secret: SecretStr | None = Field(None, description="Signing key (32+ bytes); generated if unset.")
+    secret_fallbacks: SecretStr | None = Field(
+        None, description="Older signing keys, comma separated, still accepted on verify."
+    )
+    reset_url: str = Field(
+        "http://localhost:8000/reset?token={token}", description="Reset page URL template with {token}."
+    )
+    report_url: str | None = Field(None, description="'This wasn't me' URL template with {token}.")
+    token_ttl_minutes: int = Field(15, description="Reset link lifetime, 15 to 60 minutes.")
+    from_address: str = Field("no-reply@example.com", description="Sender address.")
+    sender_name: str | None = Field(None, description="Sender display name (default: product name).")
+    product_name: str = Field("Example App", description="Product name shown in emails.")
+    logo_url: str | None = None
+    primary_color: str = "#2563eb"
+    support_url: str | None = None
+    support_email: str | None = None
+    postal_address: str | None = None
+    template_dir: Path | None = Field(None, description="Folder whose templates override the built-ins.")
+    database_url: str | None = Field(None, description="sqlite:///path or postgresql://...")
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_timeout_seconds: float = Field(5.0, gt=0, le=120)
+
+    email_backend: EmailBackendName = "outbox"
+    outbox_dir: Path | None = Field(None, description="Folder for .eml files (default DATA_DIR/outbox).")
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(None, description="Default 25 / 587 / 465 by SMTP_TLS.")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    email_api_key: SecretStr | None = None
+    email_api_url: str | None = None
+    mailgun_domain: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_bearer: SecretStr | None = None
+    postmark_message_stream: str = "outbound"
+
+    delivery_max_attempts: int = Field(8, ge=1, le=50)
+    delivery_backoff_seconds: float = Field(15.0, gt=0, description="First retry delay; doubles each try.")
+    delivery_backoff_max_seconds: float = Field(900.0, gt=0)
+    delivery_lease_seconds: float = Field(60.0, gt=0)
+    worker_poll_seconds: float = Field(1.0, gt=0, le=60, description="How often the worker looks for due rows.")
+
+    oversight_mode: OversightMode = "autonomous"
+    oversight_email: str | None = None
+    policy_file: Path | None = None
+    approval_window_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+
+    rate_limit_account_per_hour: int = Field(5, ge=1)
+    rate_limit_ip_per_hour: int = Field(20, ge=1)
+    geoip_db: Path | None = None
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8765, ge=0, le=65535)
+    allowed_hosts: str | None = Field(None, description="Comma-separated Host values for a public bind.")
+    allowed_origins: str | None = Field(None, description="Comma-separated Origins for a public bind.")
+    stateless_http: bool = False
+    public_url: str | None = Field(None, description="Base URL of this server, for links to /admin.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("token_ttl_minutes")
+    @classmethod
+    def _ttl_in_range(cls, value: int) -> int:
+        if not 15 <= value <= 60:
+            raise ValueError(f"must be between 15 and 60 minutes (got {value})")
+        return value
+
+    @field_validator("reset_url", "report_url")
+    @classmethod
+    def _url_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.count("{token}") != 1:
+            raise ValueError("must contain {token} exactly once")
+        parts = urlsplit(value.replace("{token}", "t"))
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
+            return value
+        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (try: openssl rand -base64 48)")
+        return value
+
+    @field_validator("primary_color")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", value):
+            raise ValueError("must be a hex colour like #2563eb")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.email_backend == "smtp" and not self.smtp_host:
+            raise ValueError("RESET_MCP_SMTP_HOST is required with EMAIL_BACKEND=smtp")
+        return self
+
+    # Derived values -----------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'reset-mcp.db'}"
+
+    @property
+    def effective_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def effective_smtp_port(self) -> int:
+        return self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
+
+    @property
+    def effective_approval_window_minutes(self) -> int:
+        return self.approval_window_minutes or self.token_ttl_minutes
+
+    @property
+    def fallback_secrets(self) -> list[str]:
+        raw = self.secret_fallbacks.get_secret_value() if self.secret_fallbacks else ""
+        keys = [k.strip() for k in raw.split(",") if k.strip()]
+        for key in keys:
+            if len(key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"RESET_MCP_SECRET_FALLBACKS: every key must be at least {MIN_SECRET_BYTES} bytes")
+        return keys
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (overrides win) and turn validation errors into one ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            name = f"RESET_MCP_{field.upper()}" if err["loc"] else "settings"
+            # Never echo the rejected value: it may be a secret.
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,66 @@
+"""What every use case needs, built once by the composition root (`app.py`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from reset_mcp.abuse import AbuseRules
+from reset_mcp.clock import Clock
+from reset_mcp.context import GeoLocator
+from reset_mcp.dispatcher import DeliveryOutcome, Dispatcher
+from reset_mcp.models import DeliveryInfo
+from reset_mcp.oversight import Policy
+from reset_mcp.sending import Releaser
+from reset_mcp.store import Store, Tx
+from reset_mcp.store.records import OutboxRow
+from reset_mcp.tokens import TokenSigner
+
+log = logging.getLogger("reset_mcp")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: `id` lands in the audit log and in `requested_by`."""
+
+    id: str
+    scopes: frozenset[str] = frozenset({"send", "redeem"})
+    can_elicit: bool = False
+
+
+STDIO_CALLER = Caller("stdio", frozenset({"send", "redeem"}))
+
+
+@dataclass(slots=True)
+class Deps:
+    store: Store
+    clock: Clock
+    policy: Policy
+    signer: TokenSigner
+    dispatcher: Dispatcher
+    releaser: Releaser
+    geo: GeoLocator
+    rules: AbuseRules
+    ttl_minutes: int
+    approval_window: timedelta
+    overseer_email: str | None = None
+
+    async def audit(self, tx: Tx, actor: str, action: str, subject: str, now: datetime, **detail: Any) -> None:
+        await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)
+
+    async def deliver(self, rows: list[OutboxRow]) -> DeliveryInfo | None:
+        """The fast path: hand freshly released rows to the dispatcher; report the first."""
+        first: DeliveryInfo | None = None
+        for row in rows:
+            outcome: DeliveryOutcome = await self.dispatcher.deliver(row)
+            if first is None:
+                first = DeliveryInfo(
+                    backend=self.dispatcher.backend.name,
+                    status=outcome.status,
+                    elapsed_ms=outcome.elapsed_ms,
+                    attempts=row.attempts,
+                    error=outcome.error,
+                )
+        return first

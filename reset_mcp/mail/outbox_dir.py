@@ -1,0 +1,52 @@
+"""The embedded default backend: each message becomes one `.eml` file in a folder.
+
+A new user opens the file in any mail client and sees exactly what would have gone out.
+Files are written to a temporary name and renamed, so a reader never sees half a
+message; the name comes from the Message-ID, so a retry replaces rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import anyio
+
+from reset_mcp.errors import TransientDeliveryError
+from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
+from reset_mcp.mail.mime import to_bytes
+
+
+class OutboxDirBackend:
+    name = "outbox"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, email: OutgoingEmail) -> Path:
+        stamp = email.date.strftime("%Y%m%dT%H%M%S")
+        digest = hashlib.sha256(email.message_id.encode()).hexdigest()[:16]
+        return self.folder / f"{stamp}-{email.kind}-{digest}.eml"
+
+    def _write(self, email: OutgoingEmail) -> Path:
+        target = self.path_for(email)
+        tmp = target.with_suffix(".eml.tmp")
+        data = to_bytes(email)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+        return target
+
+    async def send(self, email: OutgoingEmail) -> DeliveryReceipt:
+        try:
+            # Small files: a direct write is cheaper than a worker-thread hop.
+            path = self._write(email)
+        except OSError as exc:
+            raise TransientDeliveryError(f"cannot write to the outbox folder: {exc.strerror}") from exc
+        await anyio.lowlevel.checkpoint()
+        return DeliveryReceipt(provider_message_id=path.name)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,55 @@
+"""`confirm` oversight mode: ask the human in the agent's client through MCP elicitation.
+
+A resolver runs before the tool body. It asks only when the policy says `confirm` for
+reset emails and the client declared the elicitation capability; otherwise it answers
+`NotAsked` and the service decides (a client that cannot ask gets the email held for
+approval, as in `gated`). SDK 2.x routes the question the right way for both protocol
+eras, which `ctx.elicit()` inside the body would not.
+"""
+
+from typing import Annotated, Any
+
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Elicit, Resolve
+from pydantic import BaseModel, Field
+
+from reset_mcp.server.caller import app_of
+
+
+class ConfirmSend(BaseModel):
+    send: bool = Field(description="Send this password reset email now?")
+
+
+class NotAsked(BaseModel):
+    why: str
+
+
+class Confirmation:
+    """The outcome the service understands: True, False, or None (nobody was asked)."""
+
+    def __init__(self, confirmed: bool | None) -> None:
+        self.confirmed = confirmed
+
+
+def ask_to_confirm(ctx: Context[Any], email: str, ip: str) -> Elicit[ConfirmSend] | NotAsked:
+    app = app_of(ctx)
+    if app.policy.mode_for("password_reset") != "confirm":
+        return NotAsked(why="policy does not ask")
+    caps = ctx.client_capabilities
+    if not (caps and caps.elicitation):
+        return NotAsked(why="client cannot elicit")
+    # Only what the person needs to decide; the message is shown verbatim by the client.
+    return Elicit(f"Send a password reset email to {email[:320]} (requested from {ip[:64]})?", ConfirmSend)
+
+
+def to_confirmation(result: ElicitationResult[Any]) -> Confirmation:
+    if isinstance(result, AcceptedElicitation):
+        data = result.data
+        if isinstance(data, ConfirmSend):
+            return Confirmation(data.send)
+        return Confirmation(None)  # NotAsked
+    return Confirmation(False)  # declined or cancelled
+
+
+confirmation_param = Annotated[ElicitationResult[ConfirmSend], Resolve(ask_to_confirm)]

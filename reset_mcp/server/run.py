@@ -1,0 +1,52 @@
+"""`reset-mcp serve`: the server with its delivery worker, on stdio or HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+from reset_mcp.app import App, build_app
+from reset_mcp.config import Settings
+
+log = logging.getLogger("reset_mcp")
+
+
+@asynccontextmanager
+async def app_with_worker(settings: Settings) -> AsyncIterator[App]:
+    """The App plus its background worker: retries due rows and resumes what a crash left."""
+    async with build_app(settings) as app, anyio.create_task_group() as tg:
+        log.info(
+            "reset-mcp %s: database %s; email backend %s%s; oversight %s",
+            _version(),
+            app.store.url_for_display,
+            app.backend.name,
+            f" (outbox folder {settings.effective_outbox_dir.resolve()})" if app.backend.name == "outbox" else "",
+            settings.oversight_mode,
+        )
+        tg.start_soon(app.dispatcher.run_forever, settings.worker_poll_seconds)
+        try:
+            yield app
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def _version() -> str:
+    from reset_mcp import __version__
+
+    return __version__
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.transport == "stdio":
+        from reset_mcp.server.mcp_app import build_server
+
+        server = build_server(lambda: app_with_worker(settings))
+        anyio.run(server.run_stdio_async)
+        return 0
+    from reset_mcp.server.http import serve_http
+
+    return serve_http(settings, args)

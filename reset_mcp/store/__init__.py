@@ -1,0 +1,180 @@
+"""The Store protocol: everything reset-mcp keeps, behind one small contract.
+
+A `Store` hands out transactions; every read and write happens on a `Tx`. What one
+`async with store.transaction() as tx:` block does is atomic: all of it commits, or
+none of it does (an exception rolls it back). That is how a token, its send record
+and its outbox row are written together, and how a decision and its audit entry
+cannot part.
+
+Contract details every backend must honour (tests/test_store_contract.py checks each
+on SQLite and PostgreSQL):
+- `consume_token` is a conditional update (`consumed_at IS NULL AND revoked_at IS NULL
+  AND expires_at > now`): of any number of racing calls exactly one gets True.
+- `decide_approval` likewise succeeds once; a second decision gets False.
+- `claim_outbox` / `claim_due_outbox` hand a row to one owner until its lease ends;
+  a row whose lease ran out may be claimed again (the owner died).
+- `append_audit` serialises appends so the hash chain never forks.
+- Driver errors are wrapped in `StoreError` (`raise ... from exc`); no connection
+  within the pool timeout raises `StoreUnavailableError`.
+
+The local twin is SQLite (a file, or `sqlite:///:memory:` for tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from reset_mcp.store.records import (
+    ApiKeyRecord,
+    ApprovalRecord,
+    AuditEntry,
+    ContactEvent,
+    OutboxRow,
+    SendRecord,
+    TokenRecord,
+)
+
+__all__ = [
+    "ApiKeyRecord",
+    "ApprovalRecord",
+    "AuditEntry",
+    "ContactEvent",
+    "OutboxRow",
+    "SendRecord",
+    "Store",
+    "TokenRecord",
+    "Tx",
+    "open_store",
+]
+
+
+class Tx(Protocol):
+    async def lock(self, key: str) -> None:
+        """Hold a lock on `key` until this transaction ends (check-then-write without races)."""
+        ...
+
+    # sends ---------------------------------------------------------------------------
+    async def insert_send(self, send: SendRecord) -> None: ...
+    async def get_send(self, send_id: str) -> SendRecord | None: ...
+    async def update_send(self, send_id: str, status: str, reason: str | None, now: datetime) -> None: ...
+    async def list_sends(self, status: str | None, limit: int) -> list[SendRecord]: ...
+
+    # tokens --------------------------------------------------------------------------
+    async def insert_token(self, token: TokenRecord) -> None: ...
+    async def get_token(self, jti_hash: str) -> TokenRecord | None: ...
+    async def get_token_for_send(self, send_id: str) -> TokenRecord | None: ...
+    async def consume_token(self, jti_hash: str, now: datetime) -> bool: ...
+    async def revoke_tokens(
+        self, *, user_id: str | None, email: str | None, now: datetime, reason: str, keep: str | None = None
+    ) -> int: ...
+    async def revoke_token(self, jti_hash: str, now: datetime, reason: str) -> bool: ...
+
+    # outbox --------------------------------------------------------------------------
+    async def insert_outbox(self, row: OutboxRow) -> None: ...
+    async def get_outbox(self, row_id: str) -> OutboxRow | None: ...
+    async def outbox_for_send(self, send_id: str) -> list[OutboxRow]: ...
+    async def claim_outbox(self, row_id: str, owner: str, now: datetime, lease_until: datetime) -> OutboxRow | None: ...
+    async def claim_due_outbox(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxRow]: ...
+    async def finish_outbox(
+        self,
+        row_id: str,
+        owner: str,
+        *,
+        status: str,
+        now: datetime,
+        error: str | None = None,
+        provider_message_id: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool: ...
+    async def requeue_outbox(self, row_id: str, now: datetime) -> bool: ...
+    async def outbox_counts(self) -> dict[str, int]: ...
+    async def list_outbox(self, status: str | None, limit: int) -> list[OutboxRow]: ...
+    async def next_outbox_due(self) -> datetime | None: ...
+
+    # approvals -----------------------------------------------------------------------
+    async def insert_approval(self, approval: ApprovalRecord) -> None: ...
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None: ...
+    async def approval_for_send(self, send_id: str) -> ApprovalRecord | None: ...
+    async def list_approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]: ...
+    async def decide_approval(
+        self, approval_id: str, *, status: str, by: str, reason: str | None, now: datetime
+    ) -> bool: ...
+    async def due_approval_expiries(self, now: datetime, limit: int) -> list[ApprovalRecord]: ...
+
+    # contact events ------------------------------------------------------------------
+    async def insert_event(self, event: ContactEvent) -> None: ...
+    async def count_events(
+        self,
+        event_type: str,
+        since: datetime,
+        *,
+        email: str | None = None,
+        ip: str | None = None,
+        user_id: str | None = None,
+    ) -> int: ...
+    async def oldest_event_since(
+        self, event_type: str, since: datetime, *, email: str | None = None, ip: str | None = None
+    ) -> datetime | None: ...
+    async def list_events(
+        self,
+        *,
+        email: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        event_types: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[ContactEvent]: ...
+
+    # audit ---------------------------------------------------------------------------
+    async def append_audit(
+        self, *, at: datetime, actor: str, action: str, subject: str, detail: dict[str, Any]
+    ) -> AuditEntry: ...
+    async def list_audit(self, *, after_seq: int = 0, limit: int = 1000, newest: bool = False) -> list[AuditEntry]: ...
+
+    # api keys ------------------------------------------------------------------------
+    async def insert_api_key(self, key: ApiKeyRecord) -> None: ...
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None: ...
+    async def list_api_keys(self) -> list[ApiKeyRecord]: ...
+    async def revoke_api_key(self, key_id: str, now: datetime) -> bool: ...
+    async def count_active_api_keys(self) -> int: ...
+
+    # housekeeping --------------------------------------------------------------------
+    async def purge(self, before: datetime) -> dict[str, int]: ...
+
+
+class Store(Protocol):
+    url_for_display: str
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; idempotent and safe to run from two processes."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def open_store(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, migrate: bool = True) -> Store:
+    """Open the store a URL names (`sqlite:///path`, `postgresql://...`); drivers load lazily."""
+    from reset_mcp.errors import ConfigError
+
+    if url.startswith("sqlite://"):
+        from reset_mcp.store.sqlite import SqliteStore
+
+        store: Store = await SqliteStore.open(url)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from reset_mcp.store.postgres import PostgresStore
+
+        store = await PostgresStore.open(url, pool_size=pool_size, pool_timeout=pool_timeout)
+    else:
+        raise ConfigError("RESET_MCP_DATABASE_URL must start with sqlite:/// or postgresql://")
+    if migrate:
+        await store.migrate()
+    return store

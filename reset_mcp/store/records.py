@@ -1,0 +1,129 @@
+"""Rows as the domain sees them. Times are aware UTC datetimes; JSON columns are dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Send (request) statuses, as tools report them.
+SEND_STATUSES = (
+    "queued",  # accepted, in the outbox, not yet handed over
+    "sent",
+    "pending_approval",
+    "blocked",
+    "rate_limited",
+    "rejected",
+    "expired",
+    "failed",
+    "cancelled",  # a queued reset whose token was revoked or used before delivery
+)
+# Outbox row statuses.
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired", "cancelled")
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+
+
+@dataclass(slots=True)
+class SendRecord:
+    """One request to send an email, whatever became of it."""
+
+    id: str
+    kind: str
+    recipient: str
+    user_id: str | None
+    status: str
+    reason: str | None
+    requested_by: str
+    decision: str  # the policy's action: send | send_and_notify | hold | confirm | block | rate_limited
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    jti_hash: str
+    send_id: str
+    user_id: str
+    email: str
+    kid: str
+    issued_at: datetime
+    expires_at: datetime
+    consumed_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """What is needed to render and deliver one email; never a usable token or link."""
+
+    id: str
+    send_id: str
+    kind: str
+    recipient: str
+    message_id: str
+    status: str
+    created_at: datetime
+    next_attempt_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    not_after: datetime | None = None  # a reset email is pointless once its token expired
+    last_error: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(slots=True)
+class ApprovalRecord:
+    id: str
+    send_id: str
+    kind: str
+    recipient: str
+    summary: str
+    requested_by: str
+    reason: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+
+
+@dataclass(slots=True)
+class ContactEvent:
+    email: str
+    event_type: str
+    created_at: datetime
+    user_id: str | None = None
+    ip: str | None = None
+    device: str | None = None  # family key, e.g. "Chrome/Windows"
+    country: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(slots=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None

@@ -1,0 +1,70 @@
+"""Versioned schema migrations, one list for both databases.
+
+Each migration is (version, name, statements). `{serial}` becomes the dialect's
+auto-increment key. A store applies, in one transaction each, the versions missing from
+`schema_migrations`, so running them again is a no-op; the PostgreSQL store holds an
+advisory lock while it does, so two instances starting at once cannot both apply one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "initial schema",
+        [
+            """CREATE TABLE sends (
+                id TEXT PRIMARY KEY, kind TEXT NOT NULL, recipient TEXT NOT NULL, user_id TEXT,
+                status TEXT NOT NULL, reason TEXT, requested_by TEXT NOT NULL, decision TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION, payload TEXT NOT NULL)""",
+            "CREATE INDEX sends_status_created ON sends (status, created_at)",
+            """CREATE TABLE tokens (
+                jti_hash TEXT PRIMARY KEY, send_id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
+                email TEXT NOT NULL, kid TEXT NOT NULL, issued_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL, consumed_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION, revoke_reason TEXT)""",
+            "CREATE INDEX tokens_user ON tokens (user_id, expires_at)",
+            "CREATE INDEX tokens_email ON tokens (email, expires_at)",
+            "CREATE INDEX tokens_expires ON tokens (expires_at)",
+            """CREATE TABLE outbox (
+                id TEXT PRIMARY KEY, send_id TEXT NOT NULL, kind TEXT NOT NULL, recipient TEXT NOT NULL,
+                message_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                next_attempt_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, not_after DOUBLE PRECISION, last_error TEXT,
+                provider_message_id TEXT, sent_at DOUBLE PRECISION, lease_owner TEXT,
+                lease_until DOUBLE PRECISION)""",
+            "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+            "CREATE INDEX outbox_send ON outbox (send_id)",
+            "CREATE INDEX outbox_created ON outbox (created_at)",
+            """CREATE TABLE approvals (
+                id TEXT PRIMARY KEY, send_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, recipient TEXT NOT NULL,
+                summary TEXT NOT NULL, requested_by TEXT NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL, decided_by TEXT,
+                decided_at DOUBLE PRECISION, decision_reason TEXT)""",
+            "CREATE INDEX approvals_status ON approvals (status, expires_at)",
+            """CREATE TABLE events (
+                id {serial}, email TEXT NOT NULL, user_id TEXT, event_type TEXT NOT NULL, ip TEXT,
+                device TEXT, country TEXT, metadata TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX events_email ON events (email, event_type, created_at)",
+            "CREATE INDEX events_user ON events (user_id, event_type, created_at)",
+            "CREATE INDEX events_ip ON events (ip, event_type, created_at)",
+            "CREATE INDEX events_created ON events (created_at)",
+            """CREATE TABLE audit (
+                seq BIGINT PRIMARY KEY, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                subject TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, scopes TEXT NOT NULL, secret_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)""",
+        ],
+    ),
+]
+
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+)
+
+
+def statements(version_statements: list[str], serial: str) -> list[str]:
+    return [s.replace("{serial}", serial) for s in version_statements]

@@ -1,0 +1,145 @@
+"""Signed, time-limited reset tokens (JWT, HS256) and the key ring that signs them.
+
+Why the token can be re-minted instead of stored: the `jti` is an HMAC of the request
+id under a key derived from the secret, and every other claim is kept in the store. The
+dispatcher rebuilds the identical JWT at delivery time, so the database holds only
+`sha256(jti)` and the claims; a dump of it opens no account without the secret.
+
+`decode` never raises: it answers a claims object or a precise failure reason. The
+precise reason goes to the audit log; callers outside show one generic answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+
+ALGORITHM = "HS256"
+PURPOSE = "password_reset"
+MAX_TOKEN_CHARS = 4096
+# Tolerate small clock differences between instances for `iat`, never for `exp`.
+IAT_LEEWAY_SECONDS = 30
+
+
+def _derive(secret: bytes, label: str) -> bytes:
+    # Domain separation: the signing key, the jti key and the key id never coincide.
+    return hmac.new(secret, f"reset-mcp/{label}/v1".encode(), hashlib.sha256).digest()
+
+
+def jti_hash(jti: str) -> str:
+    """The only form of a token identifier the store ever sees."""
+    return hashlib.sha256(jti.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    jti: str
+    user_id: str
+    email: str
+    issued_at: datetime
+    expires_at: datetime
+    kid: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeResult:
+    claims: TokenClaims | None
+    failure: str | None  # malformed | bad_signature | wrong_purpose | expired
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    kid: str
+    signing: bytes
+    jti: bytes
+
+
+class TokenSigner:
+    """Signs with the newest key, verifies with the whole ring (like Django's fallbacks)."""
+
+    def __init__(self, secret: str, fallbacks: Sequence[str] = ()) -> None:
+        keys = [self._key(s.encode()) for s in (secret, *fallbacks)]
+        self._current = keys[0]
+        self._ring = {k.kid: k for k in reversed(keys)}
+
+    @staticmethod
+    def _key(secret: bytes) -> _Key:
+        return _Key(
+            kid=_derive(secret, "kid").hex()[:16],
+            signing=_derive(secret, "jwt"),
+            jti=_derive(secret, "jti"),
+        )
+
+    @property
+    def kid(self) -> str:
+        return self._current.kid
+
+    def jti_for(self, request_id: str, kid: str | None = None) -> str:
+        """256 bits that only a holder of the secret can derive from the request id."""
+        key = self._ring.get(kid or self._current.kid, self._current)
+        digest = hmac.new(key.jti, request_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def mint(self, claims: TokenClaims) -> str:
+        key = self._ring.get(claims.kid)
+        if key is None:
+            raise ValueError("token key id is not in the key ring")
+        payload = {
+            "sub": claims.user_id,
+            "email": claims.email,
+            "jti": claims.jti,
+            "iat": int(claims.issued_at.timestamp()),
+            "exp": int(claims.expires_at.timestamp()),
+            "purpose": PURPOSE,
+        }
+        return jwt.encode(payload, key.signing, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+    def decode(self, token: str, now: datetime) -> DecodeResult:
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            return DecodeResult(None, "malformed")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return DecodeResult(None, "malformed")
+        if header.get("alg") != ALGORITHM or "crit" in header:
+            return DecodeResult(None, "bad_signature")
+        key = self._ring.get(str(header.get("kid", "")))
+        if key is None:
+            return DecodeResult(None, "bad_signature")
+        try:
+            payload = jwt.decode(
+                token,
+                key.signing,
+                algorithms=[ALGORITHM],  # pinned: "none" and RS/ES confusions are refused
+                options={"require": ["exp", "iat", "jti", "sub"], "verify_exp": False, "verify_iat": False},
+            )
+        except jwt.InvalidSignatureError:
+            return DecodeResult(None, "bad_signature")
+        except jwt.PyJWTError:
+            return DecodeResult(None, "malformed")
+        if payload.get("purpose") != PURPOSE:
+            return DecodeResult(None, "wrong_purpose")
+        try:
+            issued = datetime.fromtimestamp(int(payload["iat"]), UTC)
+            expires = datetime.fromtimestamp(int(payload["exp"]), UTC)
+            claims = TokenClaims(
+                jti=str(payload["jti"]),
+                user_id=str(payload["sub"]),
+                email=str(payload.get("email", "")),
+                issued_at=issued,
+                expires_at=expires,
+                kid=key.kid,
+            )
+        except (TypeError, ValueError, OverflowError):
+            return DecodeResult(None, "malformed")
+        if expires <= now:
+            return DecodeResult(claims, "expired")
+        if (issued - now).total_seconds() > IAT_LEEWAY_SECONDS:
+            return DecodeResult(None, "malformed")
+        return DecodeResult(claims, None)

@@ -1,0 +1,81 @@
+"""Input checks shared by every entry point (tools, REST, CLI); each raises InvalidInputError.
+
+Refuse rather than repair: a name with a line break is an injection attempt or a bug,
+and either way the caller should hear about it before anything is written.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from reset_mcp.errors import InvalidInputError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+EMAIL_MAX = 254
+
+
+@lru_cache(maxsize=8192)
+def normalize_email(value: str) -> str:
+    """Validated and normalised (domain lower-cased, IDNA); no DNS lookup."""
+    if not isinstance(value, str) or len(value) > EMAIL_MAX or _CONTROL.search(value):
+        raise InvalidInputError("email: not a valid email address")
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInputError(f"email: not a valid email address ({exc})") from None
+    # Local parts are case-sensitive by the RFC but not in practice; one account, one key.
+    return result.normalized.lower()
+
+
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except (ValueError, AttributeError):
+        raise InvalidInputError("ip: not a valid IPv4 or IPv6 address") from None
+
+
+def single_line(value: str | None, field: str, limit: int) -> str | None:
+    """A short, printable, one-line text; None and blank mean absent."""
+    if value is None:
+        return None
+    if _CONTROL.search(value):
+        raise InvalidInputError(f"{field}: must be one line without control characters")
+    value = unicodedata.normalize("NFC", value).strip()
+    if len(value) > limit:
+        raise InvalidInputError(f"{field}: at most {limit} characters")
+    return value or None
+
+
+def identifier(value: str, field: str, limit: int = 200) -> str:
+    checked = single_line(value, field, limit)
+    if not checked:
+        raise InvalidInputError(f"{field}: must not be empty")
+    return checked
+
+
+def flat_metadata(value: dict[str, Any] | None, *, max_keys: int = 32, max_bytes: int = 4096) -> dict[str, Any]:
+    """A flat map of short string keys to scalars, bounded in keys and in size."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError("metadata: must be an object")
+    if len(value) > max_keys:
+        raise InvalidInputError(f"metadata: at most {max_keys} keys (got {len(value)})")
+    size = 0
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > 64 or _CONTROL.search(key):
+            raise InvalidInputError("metadata: keys must be 1 to 64 printable characters")
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise InvalidInputError(f"metadata.{key}: values must be strings, numbers, booleans or null")
+        if isinstance(item, float) and item != item:  # NaN does not survive JSON round trips
+            raise InvalidInputError(f"metadata.{key}: NaN is not allowed")
+        size += len(key.encode()) + len(str(item).encode())
+    if size > max_bytes:
+        raise InvalidInputError(f"metadata: at most {max_bytes} bytes in all (got {size})")
+    return dict(value)
