@@ -8,9 +8,9 @@ attribute value or `<title>`), the markup is inlined, and the constructs are put
 
 The round trip is checked: every placeholder must come back once, in source order
 (placeholders inside one tag may be reordered with its attributes), and every
-start tag must survive (no implied `<tbody>`, no auto-closed `<p>`). A template that
-fails the check, or puts Jinja where an attribute name goes, is left as it is and
-reported, and the composer then inlines that kind's rendered HTML on every render:
+start tag must survive (no implied `<tbody>`, no auto-closed `<p>`). If one template
+fails the check, or puts Jinja where an attribute name goes, no template is inlined
+ahead of time and the composer inlines each rendered email instead (see `loader`):
 slower, never wrong.
 """
 

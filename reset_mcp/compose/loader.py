@@ -150,7 +150,8 @@ class TemplateSet:
         """Sources with CSS inlined ahead of time, or the raw ones and a render-time inliner.
 
         All or nothing: if one HTML template cannot be inlined ahead of time, none is,
-        and each rendered email is inlined whole (correct, about twice as slow).
+        and each rendered email is inlined whole (correct, but css-inline then costs
+        about twice the rest of the render).
         """
         inlined = dict(raw)
         filename = raw[LAYOUT][1] if LAYOUT in raw else LAYOUT

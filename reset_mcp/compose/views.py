@@ -6,9 +6,12 @@ the text environment prints it as it is (it is already free of control character
 
 Template variables, for authors of override templates:
 
-- every kind: `t(key, **args)` and `t.plural(key, n)` (messages of the locale),
-  `brand` (product, sender, logo_url, color, on_color, link_color, support_url,
-  support_email, address_lines), `lang`, `dir`, `subject`, `name` (or None).
+- every kind: `t` (the locale's messages: `t.key` for one without arguments, with
+  the branding already filled in; `t("key", name=...)` for one with arguments;
+  `t.plural("minutes", n)`), `brand` (product, sender, logo_url, color, on_color,
+  link_color, support_url, support_email, address_lines), `lang`, `dir`,
+  `subject`, `name` (or None). `t.key` and `brand.attr` become constants when the
+  template is compiled, so `t` and `brand` must not be reassigned in a template.
 - password_reset: reset_url, report_url, duration ("15 minutes"), ttl_minutes,
   expires_at (formatted), request (time, ip, device, location).
 - security_alert: reason, attempts (list of request), more_attempts, details.
