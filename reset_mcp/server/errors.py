@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
 from reset_mcp.errors import ResetMCPError, StoreError
 
 log = logging.getLogger("reset_mcp.server")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -23,3 +26,12 @@ def tool_errors() -> Iterator[None]:
         raise ToolError("the reset-mcp database is unavailable; try again shortly") from None
     except ResetMCPError as exc:
         raise ToolError(str(exc)) from None
+
+
+def tool(server: Any, **kwargs: Any) -> Callable[[F], F]:
+    """`server.tool(...)` with the docstring dedented, so descriptions read cleanly in clients."""
+
+    def decorate(fn: F) -> F:
+        return server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(fn)  # type: ignore[no-any-return]
+
+    return decorate

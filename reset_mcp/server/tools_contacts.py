@@ -8,7 +8,7 @@ from pydantic import Field
 
 from reset_mcp.models import AbuseResult, AlertResult, ContactSummary, EventRecorded
 from reset_mcp.server.caller import app_of, caller_of
-from reset_mcp.server.errors import tool_errors
+from reset_mcp.server.errors import tool, tool_errors
 
 OptEmail = Annotated[str | None, Field(description="Account email.", max_length=320)]
 OptUser = Annotated[str | None, Field(description="Account id.", max_length=200)]
@@ -16,7 +16,8 @@ Scalar = str | int | float | bool | None
 
 
 def register(server: MCPServer[Any]) -> None:
-    @server.tool(
+    @tool(
+        server,
         title="Check reset abuse",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
@@ -35,7 +36,8 @@ def register(server: MCPServer[Any]) -> None:
                 email=email, user_id=user_id, ip=ip, window_minutes=window_minutes
             )
 
-    @server.tool(
+    @tool(
+        server,
         title="Send a security alert",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -54,7 +56,8 @@ def register(server: MCPServer[Any]) -> None:
                 email=email, user_id=user_id, reason=reason, details=details, caller=caller_of(ctx, "send")
             )
 
-    @server.tool(
+    @tool(
+        server,
         title="Record a contact event",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -73,7 +76,8 @@ def register(server: MCPServer[Any]) -> None:
         with tool_errors():
             return await app_of(ctx).service.contacts.record_event(email, event_type, metadata, caller_of(ctx, "send"))
 
-    @server.tool(
+    @tool(
+        server,
         title="Get a contact",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )

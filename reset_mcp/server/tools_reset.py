@@ -9,7 +9,7 @@ from pydantic import Field
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.server.caller import app_of, caller_of
 from reset_mcp.server.confirm import confirmation_param, to_confirmation
-from reset_mcp.server.errors import tool_errors
+from reset_mcp.server.errors import tool, tool_errors
 from reset_mcp.service import ResetInput
 
 Email = Annotated[str, Field(description="The account's email address.", max_length=320)]
@@ -19,7 +19,8 @@ Agent = Annotated[str, Field(description="Their browser's User-Agent header.", m
 
 
 def register(server: MCPServer[Any]) -> None:
-    @server.tool(
+    @tool(
+        server,
         title="Request a password reset",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -50,7 +51,8 @@ def register(server: MCPServer[Any]) -> None:
             confirmed = to_confirmation(confirmation).confirmed
             return await app.service.request_password_reset(inp, caller_of(ctx, "send"), confirmed=confirmed)
 
-    @server.tool(
+    @tool(
+        server,
         title="Verify a reset token",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
@@ -59,7 +61,8 @@ def register(server: MCPServer[Any]) -> None:
         with tool_errors():
             return await app_of(ctx).service.verify_reset_token(token, caller_of(ctx, "redeem"))
 
-    @server.tool(
+    @tool(
+        server,
         title="Consume a reset token",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
@@ -78,7 +81,8 @@ def register(server: MCPServer[Any]) -> None:
                 token, caller_of(ctx, "redeem"), ip=ip, user_agent=user_agent
             )
 
-    @server.tool(
+    @tool(
+        server,
         title="Revoke reset tokens",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
@@ -96,7 +100,8 @@ def register(server: MCPServer[Any]) -> None:
                 email=email, user_id=user_id, reason=reason, caller=caller_of(ctx, "send")
             )
 
-    @server.tool(
+    @tool(
+        server,
         title="Report an unrequested reset",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False

@@ -13,14 +13,14 @@ from pydantic import Field
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.models import PendingSends, PreviewResult, SendStatus
 from reset_mcp.server.caller import app_of, caller_of
-from reset_mcp.server.errors import tool_errors
+from reset_mcp.server.errors import tool, tool_errors
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 RequestId = Annotated[str, Field(description="request_id from request_password_reset or an alert.", max_length=64)]
 
 
 def register(server: MCPServer[Any]) -> None:
-    @server.tool(title="List emails awaiting approval", annotations=READ_ONLY)
+    @tool(server, title="List emails awaiting approval", annotations=READ_ONLY)
     async def list_pending_sends(
         ctx: Context[Any],
         limit: Annotated[int, Field(description="At most this many.", ge=1, le=500)] = 100,
@@ -30,21 +30,21 @@ def register(server: MCPServer[Any]) -> None:
             caller_of(ctx, "send")
             return await app_of(ctx).service.approvals.list_pending(limit)
 
-    @server.tool(title="Get a send's status", annotations=READ_ONLY)
+    @tool(server, title="Get a send's status", annotations=READ_ONLY)
     async def get_send_status(request_id: RequestId, ctx: Context[Any]) -> SendStatus:
         """What became of a request: the policy's decision, any approval, and its deliveries."""
         with tool_errors():
             caller_of(ctx, "send")
             return await app_of(ctx).service.approvals.send_status(request_id)
 
-    @server.tool(title="Get delivery status", annotations=READ_ONLY)
+    @tool(server, title="Get delivery status", annotations=READ_ONLY)
     async def get_delivery_status(request_id: RequestId, ctx: Context[Any]) -> SendStatus:
         """Delivery attempts of a request's emails: status, attempts, next retry, provider's reason."""
         with tool_errors():
             caller_of(ctx, "send")
             return await app_of(ctx).service.approvals.send_status(request_id)
 
-    @server.tool(title="Preview an email", annotations=READ_ONLY)
+    @tool(server, title="Preview an email", annotations=READ_ONLY)
     async def preview_email(
         kind: Annotated[
             Literal["password_reset", "security_alert", "password_changed", "oversight_notice"],

@@ -1,0 +1,40 @@
+"""tool_schemas/ matches the live server, and server.json is a valid registry manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from reset_mcp import __version__
+from reset_mcp.config import Settings
+from reset_mcp.server.schemas import render, tool_documents
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+async def test_tool_schemas_do_not_drift(settings: Settings) -> None:
+    live = await tool_documents(settings)
+    folder = REPO / "tool_schemas"
+    on_disk = {p.stem: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
+    assert set(on_disk) == set(live), "tool list changed: run `reset-mcp schemas`"
+    for name, doc in live.items():
+        assert on_disk[name] == render(doc), f"tool_schemas/{name}.json is stale: run `reset-mcp schemas`"
+
+
+def test_server_json_is_valid_against_the_registry_schema() -> None:
+    schema = json.loads((REPO / "tests/data/server.schema.2025-12-11.json").read_text(encoding="utf-8"))
+    manifest = json.loads((REPO / "server.json").read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).validate(manifest)
+    assert len(manifest["description"]) <= 100 and manifest["name"].count("/") == 1
+    assert manifest["version"] == __version__
+    assert all(p["version"] == __version__ for p in manifest["packages"])
+    assert f"mcp-name: {manifest['name']}" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_broken_manifest_is_caught() -> None:
+    schema = json.loads((REPO / "tests/data/server.schema.2025-12-11.json").read_text(encoding="utf-8"))
+    manifest = json.loads((REPO / "server.json").read_text(encoding="utf-8"))
+    del manifest["packages"][0]["transport"]
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(manifest))
