@@ -1,6 +1,6 @@
 """Security context: User-Agent labels, special networks, offline GeoIP, location precedence.
 
-The GeoIP tests build a real .mmdb file with mmdb-writer (tests/requirements-extra.txt)
+The GeoIP tests build a real .mmdb file with mmdb-writer (a test extra in pyproject.toml)
 and read it back through the production `maxminddb` reader, so the file layout, the
 IPv4-in-IPv6 tree and the record decoding are all exercised for real.
 """

@@ -35,7 +35,9 @@ async def test_stdio_server_sends_the_reset_email_into_the_outbox(tmp_path: Path
         async with Client(server_params(data), mode=mode) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             assert "request_password_reset" in tools
-            result = await client.call_tool("request_password_reset", reset_args(email=f"{mode}@example.com", user_id=mode))
+            result = await client.call_tool(
+                "request_password_reset", reset_args(email=f"{mode}@example.com", user_id=mode)
+            )
             assert not result.is_error, result.content
             assert result.structured_content["status"] == "sent"
             assert result.structured_content["delivery"]["backend"] == "outbox"
