@@ -24,6 +24,7 @@ from reset_mcp.ids import new_id
 from reset_mcp.messages import context_payload
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
+from reset_mcp.throttle import FailureThrottle
 from reset_mcp.tokens import TokenClaims, jti_hash
 from reset_mcp.validation import identifier, normalize_email, parse_ip, single_line
 
@@ -46,6 +47,7 @@ class ResetInput:
 class ResetService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self.throttle = FailureThrottle()
         self.approvals = ApprovalDesk(deps)
         self.contacts = Contacts(deps)
 
@@ -149,6 +151,7 @@ class ResetService:
     async def _check(self, token: str, caller: Caller, action: str) -> tuple[TokenClaims | None, TokenRecord | None]:
         d = self.deps
         now = d.clock.now()
+        self.throttle.check(caller.id, now)
         decoded = d.signer.decode(token, now)
         failure = decoded.failure
         record = None
@@ -167,7 +170,9 @@ class ResetService:
             async with d.store.transaction() as tx:
                 subject = record.send_id if record else "token"
                 await d.audit(tx, caller.id, f"{action}_refused", subject, now, reason=failure)
+            self.throttle.failed(caller.id, now)
             return None, None
+        self.throttle.succeeded(caller.id)
         return decoded.claims, record
 
     async def verify_reset_token(self, token: str, caller: Caller = STDIO_CALLER) -> VerifyResult:
@@ -241,11 +246,16 @@ class ResetService:
         if not won:
             return ConsumeResult(consumed=False, reason=INVALID)
         delivery = await d.deliver(notice.rows)
+        # `delivery` reports the first row: the owner's notice only when it was released;
+        # a held notice's rows are the overseer's, whose delivery says nothing of the owner's.
+        notice_status = notice.status
+        if notice.status == "queued" and delivery is not None:
+            notice_status = delivery.status
         return ConsumeResult(
             consumed=True,
             user_id=record.user_id,
             other_tokens_revoked=revoked,
-            notice_status=delivery.status if delivery else notice.status,
+            notice_status=notice_status,
         )
 
     # Revoke and report ---------------------------------------------------------------

@@ -125,3 +125,22 @@ async def test_unknown_and_known_accounts_get_the_same_answer_shape(app: App) ->
     a = await app.service.request_password_reset(_inp())
     b = await app.service.request_password_reset(_inp(email="nobody@example.net", user_id="ghost"))
     assert a.model_dump().keys() == b.model_dump().keys() and a.status == b.status == "sent"
+
+
+async def test_failed_checks_are_throttled_after_100_in_a_row(
+    app: App, backend: MemoryBackend, clock: FakeClock
+) -> None:
+    from reset_mcp.throttle import TooManyFailuresError
+
+    await app.service.request_password_reset(_inp())
+    good = token_from(backend.sent[0])
+    for _ in range(99):
+        assert not (await app.service.verify_reset_token("bad.token.x")).valid
+    assert (await app.service.verify_reset_token(good)).valid  # a success resets the count
+    for _ in range(100):
+        await app.service.verify_reset_token("bad.token.x")
+    with pytest.raises(TooManyFailuresError) as info:
+        await app.service.verify_reset_token(good)
+    assert 0 < info.value.retry_after <= 15 * 60 + 1
+    clock.advance(minutes=15, seconds=1)
+    assert (await app.service.verify_reset_token(good)).valid
