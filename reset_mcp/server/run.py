@@ -19,6 +19,8 @@ log = logging.getLogger("reset_mcp")
 async def app_with_worker(settings: Settings) -> AsyncIterator[App]:
     """The App plus its background worker: retries due rows and resumes what a crash left."""
     async with build_app(settings) as app, anyio.create_task_group() as tg:
+        # Compile every locale's templates now, so no request pays for it later.
+        app.composer.preload()
         log.info(
             "reset-mcp %s: database %s; email backend %s%s; oversight %s",
             _version(),
