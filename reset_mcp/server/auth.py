@@ -26,6 +26,7 @@ from reset_mcp.app import App
 from reset_mcp.deps import Caller
 from reset_mcp.keys import verify_key
 from reset_mcp.server.metrics import Metrics
+from reset_mcp.store.records import ApiKeyRecord
 
 # Tools the app's reset page calls; every other MCP tool is the agent's (`send`).
 # No MCP tool needs `approve`: deciding held emails is for humans, over REST or the CLI.
@@ -61,7 +62,7 @@ class KeyVerifier(TokenVerifier):
         return AccessToken(token=token, client_id=record.id, scopes=list(record.scopes))
 
 
-async def authenticate(holder: AppHolder, presented: str) -> Any:
+async def authenticate(holder: AppHolder, presented: str) -> ApiKeyRecord | None:
     app = holder.app
     if app is None:
         return None

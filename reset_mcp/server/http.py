@@ -72,8 +72,9 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
         )
     if not hosts or not origins:
         raise ConfigError(
-            f"binding {settings.http_host} (not loopback) needs RESET_MCP_ALLOWED_HOSTS (e.g. reset.example.com) "
-            "and RESET_MCP_ALLOWED_ORIGINS (e.g. https://app.example.com): they guard against DNS rebinding"
+            f"binding {settings.http_host} (not loopback) needs RESET_MCP_ALLOWED_HOSTS (Host values, e.g. "
+            "reset.example.com or reset.example.com:* for any port) and RESET_MCP_ALLOWED_ORIGINS "
+            "(e.g. https://app.example.com): they guard against DNS rebinding"
         )
     return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
 
@@ -209,6 +210,7 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through our logging: stderr, our format
         server_header=False,
     )
     server = uvicorn.Server(config)

@@ -3,8 +3,8 @@ health and metrics. Handlers parse JSON, call the service, and map domain errors
 
     400 bad JSON / missing field / InvalidInputError    401 no or wrong key
     403 scope missing, or the requesting key deciding    404 NotFoundError
-    409 ConflictError (already decided)                  429 too many failed verifications
-    503 StoreError (database unavailable)
+    409 ConflictError (already decided)                  413 body over 64 KiB
+    429 too many failed verifications (Retry-After)      503 StoreError (database unavailable)
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from reset_mcp.errors import (
 from reset_mcp.server.auth import AppHolder, HTTPProblem, KeyAuth
 from reset_mcp.server.metrics import CONTENT_TYPE, Metrics
 from reset_mcp.store.records import APPROVAL_STATUSES
+from reset_mcp.throttle import TooManyFailuresError
 
 log = logging.getLogger("reset_mcp.server")
 MAX_BODY = 64 * 1024
@@ -48,8 +49,12 @@ _STATUS_OF: list[tuple[type[ResetMCPError], int]] = [
 ]
 
 
-class FailureThrottle:
-    """At most `limit` failed verifications per client in a sliding `window` (seconds).
+class ClientThrottle:
+    """At most `limit` failed verifications per client IP in a sliding `window` (seconds).
+
+    This sits in front of the service's own per-caller cap (`reset_mcp.throttle`, 100 failures
+    in a row per API key, NIST's ceiling): one prober behind the app's key is slowed long
+    before it can lock the whole app out.
 
     In memory, per process: behind a load balancer each instance counts on its own, so
     the effective limit is `limit x instances`, still far under NIST SP 800-63B's cap of
@@ -131,7 +136,7 @@ def build_routes(holder: AppHolder, metrics: Metrics, *, metrics_need_key: bool)
     auth = KeyAuth(holder)
     # Keyed by the end user's IP when the app passes it ("ip"), else by the connection's
     # peer: an app backend relaying many users must not lock them all out together.
-    throttle = FailureThrottle()
+    throttle = ClientThrottle()
 
     def keyed(scope: str | None, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -140,6 +145,8 @@ def build_routes(holder: AppHolder, metrics: Metrics, *, metrics_need_key: bool)
                 return await handler(request, caller)
             except HTTPProblem as exc:
                 return _error(exc.status, exc.message, exc.headers)
+            except TooManyFailuresError as exc:
+                return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
             except ResetMCPError as exc:
                 status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 400)
                 if isinstance(exc, StoreError):
