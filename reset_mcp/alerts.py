@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from reset_mcp.deps import Deps
+from reset_mcp.deps import Deps, lock_account
 from reset_mcp.gate import Gated, gate
 from reset_mcp.ids import new_id
 from reset_mcp.messages import context_payload
@@ -39,7 +39,7 @@ async def queue_security_alert(
 
     Answers (gated, None) when queued, (None, request_id_of_earlier_alert) when deduplicated.
     """
-    await tx.lock(f"alert:{email}")
+    await lock_account(tx, email)
     since = now - timedelta(minutes=window_minutes)
     for event in await tx.list_events(email=email, since=since, event_types=(ALERT_EVENT,), limit=50):
         if event.metadata.get("reason") == reason:

@@ -8,11 +8,11 @@ the link gets its full lifetime however long the approval took.
 
 from __future__ import annotations
 
-from reset_mcp.deps import Caller, Deps
+from reset_mcp.deps import Caller, Deps, lock_account
 from reset_mcp.errors import ConflictError, NotFoundError, PermissionDeniedError
 from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatus
-from reset_mcp.store.records import ApprovalRecord, ContactEvent, OutboxRow, SendRecord
-from reset_mcp.validation import single_line
+from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
+from reset_mcp.validation import identifier, single_line
 
 
 def approval_view(a: ApprovalRecord) -> ApprovalView:
@@ -81,6 +81,7 @@ class ApprovalDesk:
             return [approval_view(a) for a in await tx.list_approvals(status, limit)]
 
     async def get(self, approval_id: str) -> ApprovalView:
+        approval_id = identifier(approval_id, "approval_id", 64)
         async with self.deps.store.transaction() as tx:
             approval = await tx.get_approval(approval_id)
         if approval is None:
@@ -88,6 +89,9 @@ class ApprovalDesk:
         return approval_view(approval)
 
     async def send_status(self, request_id: str) -> SendStatus:
+        # Checked before any query: PostgreSQL refuses text with NUL, which would read
+        # as "database unavailable" instead of the caller's mistake.
+        request_id = identifier(request_id, "request_id", 64)
         await self.expire_due()
         async with self.deps.store.transaction() as tx:
             send = await tx.get_send(request_id)
@@ -105,6 +109,7 @@ class ApprovalDesk:
 
     async def _decide(self, approval_id: str, caller: Caller, status: str, reason: str | None) -> ApprovalDecision:
         d = self.deps
+        approval_id = identifier(approval_id, "approval_id", 64)
         reason = single_line(reason, "reason", 500)
         await self.expire_due()
         rows: list[OutboxRow] = []
@@ -114,26 +119,18 @@ class ApprovalDesk:
                 raise NotFoundError(f"no approval {approval_id!r}")
             if approval.requested_by == caller.id:
                 raise PermissionDeniedError("an approval cannot be decided with the credentials that requested it")
+            await lock_account(tx, approval.recipient)
             now = d.clock.now()
             if not await tx.decide_approval(approval_id, status=status, by=caller.id, reason=reason, now=now):
-                raise ConflictError(f"approval {approval_id} was already {approval.status}")
+                current = await tx.get_approval(approval_id)
+                raise ConflictError(f"approval {approval_id} was already {current.status if current else 'decided'}")
             send = await tx.get_send(approval.send_id)
             assert send is not None
-            await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
             if status == "approved":
-                released = await d.releaser.release(tx, send, now)
-                rows.append(released.row)
-                await tx.insert_event(
-                    ContactEvent(
-                        email=send.recipient,
-                        event_type="email_queued",
-                        created_at=now,
-                        user_id=send.user_id,
-                        metadata={"kind": send.kind, "request_id": send.id},
-                    )
-                )
+                rows.append((await d.releaser.release(tx, send, now)).row)
             else:
                 await tx.update_send(send.id, "rejected", reason or "rejected by the overseer", now)
+            await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
         delivery = await d.deliver(rows)
         return ApprovalDecision(approval_id=approval_id, status=status, request_id=send.id, delivery=delivery)
 

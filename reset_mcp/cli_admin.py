@@ -135,8 +135,17 @@ async def _outbox(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _migrate(app: App, args: argparse.Namespace) -> int:
-    applied = await app.store.migrate()
+def _migrate(settings: Settings) -> int:
+    from reset_mcp.store import open_store
+
+    async def main() -> list[str]:
+        store = await open_store(settings.effective_database_url, pool_size=1, migrate=False)
+        try:
+            return await store.migrate()
+        finally:
+            await store.aclose()
+
+    applied = anyio.run(main)
     print("\n".join(f"applied {m}" for m in applied) or "schema is up to date")
     return 0
 
@@ -168,10 +177,12 @@ def _preview(settings: Settings, args: argparse.Namespace) -> int:
 def run_admin(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "preview":
         return _preview(settings, args)
+    if args.command == "migrate":
+        return _migrate(settings)
     if args.command == "keys":
         from reset_mcp.cli_keys import run_keys
 
         return run_keys(settings, args)
-    handlers = {"approvals": _approvals, "audit": _audit, "outbox": _outbox, "migrate": _migrate, "purge": _purge}
+    handlers = {"approvals": _approvals, "audit": _audit, "outbox": _outbox, "purge": _purge}
     handler = handlers[args.command]
     return _run(settings, lambda app: handler(app, args))

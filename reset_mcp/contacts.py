@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from reset_mcp import abuse
 from reset_mcp.alerts import queue_security_alert
-from reset_mcp.deps import STDIO_CALLER, Caller, Deps
+from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.models import AbuseResult, AlertResult, ContactEventView, ContactSummary, EventRecorded
 from reset_mcp.store.records import ContactEvent
@@ -131,7 +131,7 @@ class Contacts:
         now = d.clock.now()
         since = now - timedelta(hours=1)
         async with d.store.transaction() as tx:
-            await tx.lock(f"alert:{email}")
+            await lock_account(tx, email)
             if await tx.count_events("security_alert_requested", since, email=email) >= ALERTS_PER_HOUR:
                 oldest = await tx.oldest_event_since("security_alert_requested", since, email=email) or now
                 retry = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)

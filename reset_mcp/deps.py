@@ -33,6 +33,16 @@ class Caller:
 STDIO_CALLER = Caller("stdio", frozenset({"send", "redeem"}))
 
 
+async def lock_account(tx: Tx, email: str) -> None:
+    """Serialise transactions on one account (PostgreSQL; SQLite is serial already).
+
+    Lock order, kept by every transaction so two can never wait on each other: the
+    account, then the requester's IP, then token and outbox rows; the audit log's lock
+    is taken by the first audit entry, so entries are written last.
+    """
+    await tx.lock(f"account:{email}")
+
+
 @dataclass(slots=True)
 class Deps:
     store: Store

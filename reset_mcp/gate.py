@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 
 from reset_mcp.deps import Deps
 from reset_mcp.ids import new_id
+from reset_mcp.sending import QUEUED_EVENT
 from reset_mcp.store import Tx
-from reset_mcp.store.records import ApprovalRecord, ContactEvent, OutboxRow, SendRecord
-
-QUEUED_EVENT = "email_queued"
+from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
 
 
 @dataclass(slots=True)
@@ -107,17 +106,8 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
 
     send.status, send.reason = "queued", None
     await tx.insert_send(send)
-    await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)
     released = await deps.releaser.release(tx, send, now)
-    await tx.insert_event(
-        ContactEvent(
-            email=send.recipient,
-            event_type=QUEUED_EVENT,
-            created_at=now,
-            user_id=send.user_id,
-            metadata={"kind": send.kind, "request_id": send.id},
-        )
-    )
+    await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)  # last: see lock_account
     rows = [released.row]
     if action == "send_and_notify" and deps.overseer_email:
         rows.append(

@@ -17,8 +17,10 @@ from typing import Any
 from reset_mcp.dispatcher import Dispatcher
 from reset_mcp.ids import new_id
 from reset_mcp.store import Tx
-from reset_mcp.store.records import OutboxRow, SendRecord, TokenRecord
+from reset_mcp.store.records import ContactEvent, OutboxRow, SendRecord, TokenRecord
 from reset_mcp.tokens import TokenSigner, jti_hash
+
+QUEUED_EVENT = "email_queued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,16 @@ class Releaser:
         row = self._row(send.id, send.kind, send.recipient, payload, now, not_after)
         await tx.insert_outbox(row)
         await tx.update_send(send.id, "queued", None, now)
+        # Counted by the policy's per-address hourly cap.
+        await tx.insert_event(
+            ContactEvent(
+                email=send.recipient,
+                event_type=QUEUED_EVENT,
+                created_at=now,
+                user_id=send.user_id,
+                metadata={"kind": send.kind, "request_id": send.id},
+            )
+        )
         return Released(row, not_after)
 
     async def notice(

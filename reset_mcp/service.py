@@ -18,7 +18,7 @@ from reset_mcp.alerts import AUTO_ALERT_REASON, queue_password_changed, queue_se
 from reset_mcp.approvals import ApprovalDesk
 from reset_mcp.contacts import Contacts
 from reset_mcp.context import parse_user_agent, resolve_location
-from reset_mcp.deps import STDIO_CALLER, Caller, Deps
+from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
 from reset_mcp.gate import gate
 from reset_mcp.ids import new_id
 from reset_mcp.messages import context_payload
@@ -91,6 +91,10 @@ class ResetService:
         )
         alert_rows = []
         async with d.store.transaction() as tx:
+            # Count-then-insert under the account's and the IP's locks: concurrent requests
+            # on several instances cannot all slip under the limit.
+            await lock_account(tx, email)
+            await tx.lock(f"ip:{ip}")
             limit = await abuse.check_rate_limits(tx, d.rules, now, email=email, ip=str(ip))
             if limit.limited:
                 event.event_type = abuse.LIMITED
@@ -193,11 +197,12 @@ class ResetService:
     ) -> ConsumeResult:
         d = self.deps
         ctx = None
-        if ip:
-            parsed = parse_ip(ip)
+        parsed = parse_ip(ip) if ip else None
+        if parsed is not None or user_agent:
+            # The notice shows what the reset page passed on; a part it did not pass reads "unknown".
             ctx = context_payload(
                 d.clock.now(),
-                str(parsed),
+                str(parsed) if parsed is not None else "unknown",
                 parse_user_agent(user_agent or "").label(),
                 resolve_location(parsed, None, d.geo).label,
             )
@@ -206,6 +211,7 @@ class ResetService:
             return ConsumeResult(consumed=False, reason=INVALID)
         now = d.clock.now()
         async with d.store.transaction() as tx:
+            await lock_account(tx, record.email)
             if not await tx.consume_token(record.jti_hash, now):
                 await d.audit(tx, caller.id, "consume_refused", record.send_id, now, reason="lost race or expired")
                 won = False
@@ -220,7 +226,7 @@ class ResetService:
                         user_id=record.user_id,
                         event_type="reset_consumed",
                         created_at=now,
-                        ip=ctx["ip"] if ctx else None,
+                        ip=str(parsed) if parsed is not None else None,
                         metadata={"request_id": record.send_id},
                     )
                 )
