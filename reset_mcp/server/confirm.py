@@ -14,7 +14,9 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
+from reset_mcp.errors import InvalidInputError
 from reset_mcp.server.caller import app_of
+from reset_mcp.validation import normalize_email
 
 
 class ConfirmSend(BaseModel):
@@ -34,7 +36,13 @@ class Confirmation:
 
 def ask_to_confirm(ctx: Context[Any], email: str, ip: str) -> Elicit[ConfirmSend] | NotAsked:
     app = app_of(ctx)
-    if app.policy.mode_for("password_reset") != "confirm":
+    try:
+        recipient = normalize_email(email)
+    except InvalidInputError:
+        return NotAsked(why="invalid email: the service refuses it")
+    # Ask only about an email the policy would send on a yes: never about one that a
+    # recipient rule blocks anyway (the person would say yes and see it blocked).
+    if app.policy.decide("password_reset", recipient).action != "confirm":
         return NotAsked(why="policy does not ask")
     caps = ctx.client_capabilities
     if not (caps and caps.elicitation):
