@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reset_mcp.app import App
 from reset_mcp.config import Settings
 from reset_mcp.errors import ConfigError
+from reset_mcp.server.admin import AdminSite
 from reset_mcp.server.auth import AppHolder, KeyVerifier, ScopedTools
 from reset_mcp.server.mcp_app import build_server
 from reset_mcp.server.metrics import Metrics
@@ -113,6 +114,7 @@ def build_http_app(
     security = transport_security(settings)
     factory = app_factory or (lambda: app_with_worker(settings))
     holder, metrics = AppHolder(), Metrics()
+    admin = AdminSite(holder, base_url=base_url(settings), loopback=is_loopback(settings.http_host))
 
     @asynccontextmanager
     async def lend_app() -> AsyncIterator[App]:
@@ -146,6 +148,7 @@ def build_http_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with factory() as app:
             holder.app = app
+            admin.started(app)  # session and link keys; approval links in the notice email
             app.dispatcher.on_delivered = metrics.on_delivered
             metrics.known_tools = frozenset(tool.name for tool in await server.list_tools())
             try:
@@ -158,7 +161,7 @@ def build_http_app(
 
     routes = build_routes(holder, metrics, metrics_need_key=not is_loopback(settings.http_host))
     return Starlette(
-        routes=[*routes, Mount("/", app=mcp_app)],
+        routes=[*routes, *admin.routes(), Mount("/", app=mcp_app)],
         middleware=[Middleware(HostCheck, security=security)],
         lifespan=lifespan,
     )
