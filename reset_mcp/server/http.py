@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import anyio
 from mcp.server.auth.settings import AuthSettings
@@ -67,6 +68,10 @@ def _split(value: str | None) -> list[str]:
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     hosts, origins = _split(settings.allowed_hosts), _split(settings.allowed_origins)
+    if settings.public_url:
+        # The admin page's own forms post from the public origin; it is always allowed.
+        parts = urlsplit(settings.public_url)
+        origins = [*origins, f"{parts.scheme}://{parts.netloc}"]
     if is_loopback(settings.http_host):
         return TransportSecuritySettings(
             allowed_hosts=[*LOOPBACK_HOSTS, *hosts], allowed_origins=[*LOOPBACK_ORIGINS, *origins]
