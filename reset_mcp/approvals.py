@@ -109,6 +109,9 @@ class ApprovalDesk:
 
     async def _decide(self, approval_id: str, caller: Caller, status: str, reason: str | None) -> ApprovalDecision:
         d = self.deps
+        if "approve" not in caller.scopes:
+            # Every channel checks this already; the desk checks again so no new entry point can forget.
+            raise PermissionDeniedError("deciding an approval needs the 'approve' scope")
         approval_id = identifier(approval_id, "approval_id", 64)
         reason = single_line(reason, "reason", 500)
         await self.expire_due()

@@ -53,7 +53,7 @@ async def _full_flow(settings: Settings, clock: FakeClock) -> tuple[list[str], l
         held = await svc.request_password_reset(ResetInput(**reset_args()))
         assert held.approval_id
         clock.advance(minutes=2)
-        await svc.approvals.approve(held.approval_id, Caller("cli:alice"), "known customer")
+        await svc.approvals.approve(held.approval_id, Caller("cli:alice", frozenset({"approve"})), "known customer")
         token = token_from(_resets(backend)[0])
         assert (await svc.verify_reset_token(token)).valid
         assert (await svc.consume_reset_token(token, ip="81.2.69.160")).consumed
@@ -61,10 +61,10 @@ async def _full_flow(settings: Settings, clock: FakeClock) -> tuple[list[str], l
         await svc.contacts.send_security_alert(email="alice@example.com", user_id="u-1", reason="odd", details=None)
         other = await svc.request_password_reset(ResetInput(**reset_args(email="bob@example.com", user_id="u-2")))
         assert other.approval_id
-        await svc.approvals.reject(other.approval_id, Caller("cli:alice"), "not a customer")
+        await svc.approvals.reject(other.approval_id, Caller("cli:alice", frozenset({"approve"})), "not a customer")
         third = await svc.request_password_reset(ResetInput(**reset_args()))
         assert third.approval_id
-        await svc.approvals.approve(third.approval_id, Caller("cli:bob"))
+        await svc.approvals.approve(third.approval_id, Caller("cli:bob", frozenset({"approve"})))
         second_token = token_from(_resets(backend)[-1])
         await svc.revoke_reset_tokens(email="alice@example.com", user_id=None, reason="support call")
         assert not (await svc.verify_reset_token(second_token)).valid

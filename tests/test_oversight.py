@@ -292,7 +292,7 @@ async def test_gated_reset_mints_the_token_only_at_approval_and_delivers_once(
     with pytest.raises(ConflictError):
         await svc.approvals.approve(out.approval_id, CLI_ALICE)
     with pytest.raises(ConflictError):
-        await svc.approvals.reject(out.approval_id, Caller("cli:bob"), "too late")
+        await svc.approvals.reject(out.approval_id, Caller("cli:bob", frozenset({"approve"})), "too late")
     await gated.dispatcher.run_once()
     assert len(backend.sent) == 1
     status = await svc.approvals.send_status(out.request_id)
@@ -308,7 +308,7 @@ async def test_rejected_approval_never_delivers(gated: App, clock: FakeClock, ba
     decision = await svc.approvals.reject(out.approval_id, CLI_ALICE, "not our customer")
     assert decision.status == "rejected" and decision.delivery is None
     with pytest.raises(ConflictError):
-        await svc.approvals.approve(out.approval_id, Caller("cli:bob"))
+        await svc.approvals.approve(out.approval_id, Caller("cli:bob", frozenset({"approve"})))
     clock.advance(minutes=5)
     await gated.dispatcher.run_once()
     assert backend.sent == []
@@ -539,7 +539,7 @@ async def test_cli_lists_approves_and_rejects_on_the_same_data_dir(
         assert (await app.service.approvals.send_status(second.request_id)).status == "rejected"
         assert (await app.service.approvals.list_pending()).count == 0
         with pytest.raises(ConflictError, match="already approved"):
-            await app.service.approvals.approve(first.approval_id, Caller("cli:bob"))
+            await app.service.approvals.approve(first.approval_id, Caller("cli:bob", frozenset({"approve"})))
     assert list(outbox.glob("*.eml")) == [eml]
 
 
@@ -587,3 +587,19 @@ def test_policy_file_overrides_the_global_mode_per_kind(tmp_path: Path) -> None:
     assert load_policy("gated", None).mode_for("password_changed") == "gated"
     decision = policy.decide("security_alert", "a@example.com")
     assert decision.action == "hold" and "gated" in decision.reason
+
+
+async def test_the_desk_refuses_deciders_without_the_approve_scope_and_the_requester_even_with_it(
+    gated: App, backend: MemoryBackend
+) -> None:
+    svc = gated.service
+    both = Caller("key:both", frozenset({"send", "approve"}))
+    out = await svc.request_password_reset(ResetInput(**reset_args()), both)
+    assert out.approval_id
+    with pytest.raises(PermissionDeniedError, match="credentials that requested it"):
+        await svc.approvals.approve(out.approval_id, both)
+    with pytest.raises(PermissionDeniedError, match="'approve' scope"):
+        await svc.approvals.approve(out.approval_id, Caller("key:other-agent", frozenset({"send"})))
+    assert backend.sent == []
+    assert (await svc.approvals.approve(out.approval_id, CLI_ALICE)).status == "approved"
+    assert [m.kind for m in backend.sent] == ["password_reset"]
