@@ -34,7 +34,9 @@ class Confirmation:
         self.confirmed = confirmed
 
 
-def ask_to_confirm(ctx: Context[Any], email: str, ip: str) -> Elicit[ConfirmSend] | NotAsked:
+async def ask_to_confirm(ctx: Context[Any], email: str, ip: str) -> Elicit[ConfirmSend] | NotAsked:
+    # async although it awaits nothing: the SDK runs a sync resolver in a worker thread,
+    # a thread hop on every request_password_reset call for work that never blocks.
     app = app_of(ctx)
     try:
         recipient = normalize_email(email)

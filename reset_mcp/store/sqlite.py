@@ -1,21 +1,34 @@
-"""The embedded store: one SQLite file in WAL mode, through aiosqlite.
+"""The embedded store: one SQLite file in WAL mode.
 
 One connection serves the process; an anyio lock makes each `transaction()` exclusive
 within the process, and `BEGIN IMMEDIATE` takes SQLite's write lock up front so another
-process (the CLI approving on the same file) waits on `busy_timeout` instead of failing
-half-way. WAL keeps readers and the single writer out of each other's way.
+process (the CLI approving on the same file) waits instead of failing half-way. WAL
+keeps readers and the single writer out of each other's way.
+
+Statements run on the event loop's thread, not in a worker thread: each one takes a
+few microseconds on a local file, while a hand-off to a thread and back (what aiosqlite
+does for every execute, fetch and close) costs 50 to 200 microseconds and a GIL
+switch, and a reset runs about twenty statements. What could block the loop for long
+is waiting for another process's write lock, so that wait happens here, in
+`BEGIN IMMEDIATE` retried with `anyio.sleep`, never inside SQLite's busy handler
+(whose timeout is kept short). Commits in WAL mode with `synchronous=NORMAL` do not
+fsync; checkpoints do (copying the WAL back into the database file), so they run in a
+small background thread on a connection of its own (`_Checkpointer`), woken every
+`CHECKPOINT_EVERY` commits, instead of inside whichever commit crosses SQLite's
+thousand-page mark. A PASSIVE checkpoint never blocks this connection's writes.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import anyio
 
 from reset_mcp.errors import StoreError
@@ -23,36 +36,83 @@ from reset_mcp.store import sql_common as c
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
 
+log = logging.getLogger("reset_mcp.store")
+LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock
+BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
+CHECKPOINT_EVERY = 200  # commits between background checkpoints (a reset commits twice)
+
+
+class _Checkpointer:
+    """Runs `PRAGMA wal_checkpoint(PASSIVE)` off the event loop when poked."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="reset-mcp-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the next poke tries again
+                    log.warning("SQLite checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
 
 class _SqliteTx(SqlTx):
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
-        cursor = await self._conn.execute(sql, tuple(args))
+        cursor = self._conn.execute(sql, tuple(args))
         count = cursor.rowcount
-        await cursor.close()
+        cursor.close()
         return count
 
     async def _one(self, sql: str, args: Sequence[Any] = ()) -> c.Row | None:
-        cursor = await self._conn.execute(sql, tuple(args))
-        row = await cursor.fetchone()
+        cursor = self._conn.execute(sql, tuple(args))
+        row = cursor.fetchone()
         # Drain so an UPDATE ... RETURNING finishes its write before commit.
-        await cursor.fetchall()
-        await cursor.close()
-        return row
+        cursor.fetchall()
+        cursor.close()
+        return row  # type: ignore[no-any-return]
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[c.Row]:
-        cursor = await self._conn.execute(sql, tuple(args))
-        rows = await cursor.fetchall()
-        await cursor.close()
+        cursor = self._conn.execute(sql, tuple(args))
+        rows = cursor.fetchall()
+        cursor.close()
         return list(rows)
 
 
 class SqliteStore:
-    def __init__(self, conn: aiosqlite.Connection, display: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, display: str, checkpointer: _Checkpointer | None = None) -> None:
         self._conn = conn
         self._lock = anyio.Lock()
+        self._checkpointer = checkpointer
+        self._commits = 0
         self.url_for_display = display
 
     @classmethod
@@ -63,39 +123,72 @@ class SqliteStore:
         else:
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at open
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves. The connection is used
+            # by one task at a time (the lock), whichever thread runs this store's loop.
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             for pragma in (
                 "PRAGMA journal_mode=WAL",
                 "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
-                "PRAGMA busy_timeout=5000",
+                f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
                 "PRAGMA foreign_keys=ON",
             ):
-                await conn.execute(pragma)
+                conn.execute(pragma)
+            checkpointer = None
+            if path != ":memory:":
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, off the loop
+                checkpointer = _Checkpointer(path)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite database at {path}: {exc}") from exc
-        return cls(conn, f"sqlite:///{path}")
+        return cls(conn, f"sqlite:///{path}", checkpointer)
+
+    async def _begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise StoreError(f"database is unavailable: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"database is unavailable: {exc}") from exc
+        # Another process holds the write lock: wait for it without blocking the loop.
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.001
+        self._conn.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise StoreError(f"database is unavailable: {exc}") from exc
+                except sqlite3.Error as exc:
+                    raise StoreError(f"database is unavailable: {exc}") from exc
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTx]:
         async with self._lock:
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"database is unavailable: {exc}") from exc
+            await self._begin()
             try:
                 yield _SqliteTx(self._conn)
             except BaseException as exc:
-                await self._conn.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"database error: {exc}") from exc
                 raise
             try:
-                await self._conn.execute("COMMIT")
+                self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                await self._conn.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed: {exc}") from exc
+            self._commits += 1
+            if self._checkpointer is not None and self._commits % CHECKPOINT_EVERY == 0:
+                self._checkpointer.poke()
 
     async def migrate(self) -> list[str]:
         applied: list[str] = []
@@ -117,9 +210,11 @@ class SqliteStore:
 
     async def ping(self) -> None:
         try:
-            await self._conn.execute("SELECT 1")
+            self._conn.execute("SELECT 1").close()
         except sqlite3.Error as exc:
             raise StoreError(f"database is unavailable: {exc}") from exc
 
     async def aclose(self) -> None:
-        await self._conn.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        self._conn.close()  # the last connection to close checkpoints what is left

@@ -1,0 +1,1 @@
+"""reset-mcp benchmarks: `python -m bench` (see bench/README.md)."""

@@ -1,0 +1,345 @@
+"""Rows 4 and 7: `reset-mcp serve --transport streamable-http` as its own process.
+
+Row 4: resets per second at concurrency 1, 8 and 32, counted until the sink accepted the
+last message (every message delivered), and verify + consume pairs per second.
+Row 7 (issue 10, item 4): 5,000 requests at concurrency 50, zero errors, every message
+delivered exactly once; and a soak that samples the server's RSS every 10 seconds.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from bench.common import Identities, bench_env, now, summary
+from bench.httpclient import Connection, HttpError, call_tool
+from bench.sink import SinkClient
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_RE = re.compile(r"token=([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+
+
+def http_available() -> str | None:
+    """None when the HTTP transport is importable, else why not."""
+    try:
+        from reset_mcp.server.http import build_http_app  # noqa: F401
+    except ImportError as exc:
+        return f"reset_mcp.server.http is not importable: {exc}"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class HttpServer:
+    """The real CLI entry point in a child process, with a `send`+`redeem` API key."""
+
+    def __init__(self, data_dir: Path, sink_port: int, log_path: Path, launcher: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        # How `reset_mcp serve` is started (bench.profile puts pyinstrument in front).
+        self.launcher = launcher or [sys.executable, "-m", "reset_mcp"]
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            **bench_env(data_dir, sink_port, RESET_MCP_HTTP_PORT=str(self.port)),
+            "PYTHONPATH": str(ROOT),
+        }
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.key = ""
+
+    def start(self) -> HttpServer:
+        cli = [sys.executable, "-m", "reset_mcp"]
+        created = subprocess.run(
+            [*cli, "keys", "create", "--scope", "send", "--scope", "redeem", "--name", "bench"],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.key = created.stdout.strip().splitlines()[-1]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*self.launcher, "serve", "--transport", "streamable-http", "--port", str(self.port)],
+                env=self.env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the HTTP server exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode())
+                    if b" 200 " in s.recv(1024):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the HTTP server did not become healthy; see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def connection(self) -> Connection:
+        return Connection("127.0.0.1", self.port, {"Authorization": f"Bearer {self.key}"})
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGINT)  # uvicorn's graceful stop (and pyinstrument writes its report)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Read after stop: every outbox row's final status, straight from the SQLite file."""
+        db = sqlite3.connect(self.data_dir / "reset-mcp.db")
+        try:
+            return dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+        finally:
+            db.close()
+
+    def __enter__(self) -> HttpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def drive(
+    server: HttpServer, tag: str, n: int, concurrency: int, *, deadline: float | None = None
+) -> tuple[dict[str, float], list[float], list[str], float]:
+    """n reset requests (or until `deadline`) over `concurrency` connections.
+
+    Returns (recipient -> start time, answered latencies, errors, t0)."""
+    ids = Identities(tag)
+    starts: dict[str, float] = {}
+    answered: list[float] = []
+    errors: list[str] = []
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        conn = server.connection()
+        try:
+            while remaining > 0 and (deadline is None or now() < deadline):
+                remaining -= 1
+                args = ids.tool_args()
+                started = now()
+                starts[args["email"]] = started
+                try:
+                    result = await call_tool(conn, "request_password_reset", args)
+                    if result.get("status") != "sent":
+                        errors.append(f"status {result.get('status')}: {result.get('reason')}")
+                except HttpError as exc:
+                    errors.append(str(exc))
+                answered.append(now() - started)
+        finally:
+            await conn.close()
+
+    t0 = now()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    return starts, answered, errors, t0
+
+
+async def measured(server: HttpServer, sink: SinkClient, tag: str, n: int, concurrency: int) -> dict[str, Any]:
+    base = await sink.count()
+    starts, answered, errors, t0 = await drive(server, tag, n, concurrency)
+    delivered = await sink.wait(base + len(starts), timeout=120)
+    accepted = (await sink.records(since=base)).by_rcpt()
+    lat = [accepted[r] - s for r, s in starts.items() if r in accepted]
+    end = max(accepted.values()) if accepted else now()
+    out = summary(lat, end - t0, len(starts))
+    out |= {
+        "concurrency": concurrency,
+        "answered_p50_ms": summary(answered).get("p50_ms"),
+        "delivered": len(accepted),
+        "errors": len(errors) + (len(starts) - len(accepted)),
+        "error_samples": errors[:3],
+        "all_delivered": delivered and len(accepted) == len(starts),
+        "latencies_ms": [round(v * 1000, 3) for v in lat],
+    }
+    return out
+
+
+def tokens_from(raw: list[bytes]) -> list[str]:
+    out = []
+    for data in raw:
+        msg = email.message_from_bytes(data, policy=policy.default)
+        part = msg.get_body(("plain",))
+        if part is not None and (m := TOKEN_RE.search(part.get_content())):
+            out.append(m.group(1))
+    return out
+
+
+async def verify_consume(server: HttpServer, sink: SinkClient, n: int, concurrency: int) -> dict[str, Any]:
+    """Mint n tokens (captured at the sink), then verify + consume each over MCP tools."""
+    await sink.capture(True)
+    raw_base = len(await sink.raw())
+    base = await sink.count()
+    await drive(server, "vc", n, 8)
+    await sink.wait(base + n, timeout=120)
+    tokens = tokens_from((await sink.raw(since=raw_base))[:n])
+    await sink.capture(False)
+    errors: list[str] = []
+    pending = list(tokens)
+    lat: list[float] = []
+
+    async def worker() -> None:
+        conn = server.connection()
+        try:
+            while pending:
+                token = pending.pop()
+                started = now()
+                try:
+                    verified = await call_tool(conn, "verify_reset_token", {"token": token})
+                    consumed = await call_tool(conn, "consume_reset_token", {"token": token})
+                    if not verified.get("valid") or not consumed.get("consumed"):
+                        errors.append(f"verify {verified.get('valid')} consume {consumed.get('consumed')}")
+                except HttpError as exc:
+                    errors.append(str(exc))
+                lat.append(now() - started)
+        finally:
+            await conn.close()
+
+    notices_base = await sink.count()
+    t0 = now()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    elapsed = now() - t0
+    notices = await sink.wait(notices_base + len(tokens), timeout=60)
+    out = summary(lat, elapsed, len(tokens))
+    out |= {
+        "concurrency": concurrency,
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "notices_delivered": notices,
+    }
+    return out
+
+
+async def row4(sink_port: int, sink: SinkClient, n: int, workdir: Path, vc_n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with HttpServer(workdir / "http-data", sink_port, workdir / "http-server.log") as server:
+        await drive(server, "http-warm", 50, 4)
+        for c in (1, 8, 32):
+            out[f"concurrency_{c}"] = await measured(server, sink, f"http-c{c}", n, c)
+        out["verify_consume"] = await verify_consume(server, sink, vc_n, 8)
+        out["server_rss_mb"] = round(rss_kb(server.pid) / 1024, 1)
+    return out
+
+
+async def load(sink_port: int, sink: SinkClient, workdir: Path, n: int = 5000, concurrency: int = 50) -> dict[str, Any]:
+    server = HttpServer(workdir / "load-data", sink_port, workdir / "load-server.log")
+    with server:
+        base = await sink.count()
+        stats_before = await sink.stats()
+        result = await measured(server, sink, "load", n, concurrency)
+        records = await sink.records(since=base)
+        stats_after = await sink.stats()
+    per_rcpt = Counter(records.rcpts)
+    result |= {
+        "requests": n,
+        "messages_at_sink": len(records.ids),
+        "unique_message_ids": len(set(records.ids)),
+        "recipients_more_than_once": sum(1 for v in per_rcpt.values() if v > 1),
+        "duplicates_at_sink": stats_after["duplicates"] - stats_before["duplicates"],
+        "outbox_after_stop": server.outbox_counts(),
+    }
+    result["exactly_once"] = (
+        result["errors"] == 0
+        and len(records.ids) == n
+        and len(set(records.ids)) == n
+        and result["recipients_more_than_once"] == 0
+        and result["outbox_after_stop"] == {"sent": n}
+    )
+    return result
+
+
+async def soak(
+    sink_port: int, sink: SinkClient, workdir: Path, minutes: float, concurrency: int = 8, every: float = 10.0
+) -> dict[str, Any]:
+    server = HttpServer(workdir / "soak-data", sink_port, workdir / "soak-server.log")
+    samples: list[tuple[float, int]] = []
+    with server:
+        base = await sink.count()
+        t0 = now()
+        deadline = t0 + minutes * 60
+        done = anyio.Event()
+
+        async def sampler() -> None:
+            while not done.is_set():
+                samples.append((round(now() - t0, 1), rss_kb(server.pid)))
+                with anyio.move_on_after(every):
+                    await done.wait()
+            samples.append((round(now() - t0, 1), rss_kb(server.pid)))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sampler)
+            starts, _, errors, _ = await drive(server, "soak", 10**9, concurrency, deadline=deadline)
+            done.set()
+        delivered = await sink.wait(base + len(starts), timeout=120)
+        count = await sink.count() - base
+    rss = [kb for _, kb in samples]
+    half = rss[len(rss) // 2 :] or rss
+    # Growth over the second half (after warm-up), and a least-squares slope over it.
+    xs = [t for t, _ in samples[len(samples) // 2 :]] or [0.0]
+    slope = 0.0
+    if len(half) > 1:
+        mx, my = sum(xs) / len(xs), sum(half) / len(half)
+        den = sum((x - mx) ** 2 for x in xs) or 1.0
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, half, strict=True)) / den * 60 / 1024
+    return {
+        "minutes": minutes,
+        "concurrency": concurrency,
+        "requests": len(starts),
+        "per_s": round(len(starts) / (minutes * 60), 1),
+        "errors": len(errors),
+        "delivered": count,
+        "all_delivered": delivered and count == len(starts),
+        "rss_samples_kb": samples,
+        "rss_first_mb": round(rss[0] / 1024, 1) if rss else None,
+        "rss_max_mb": round(max(rss) / 1024, 1) if rss else None,
+        "rss_last_mb": round(rss[-1] / 1024, 1) if rss else None,
+        "rss_second_half_growth_mb": round((half[-1] - half[0]) / 1024, 2) if half else None,
+        "rss_second_half_slope_mb_per_min": round(slope, 3),
+    }
