@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from datetime import datetime, timedelta
 import anyio
 
 from reset_mcp.clock import Clock
-from reset_mcp.errors import DeliveryError, PermanentDeliveryError, ResetMCPError
+from reset_mcp.errors import DeliveryError, PermanentDeliveryError, ResetMCPError, TransientDeliveryError
 from reset_mcp.ids import new_id
 from reset_mcp.mail import EmailBackend
 from reset_mcp.messages import MessageFactory
@@ -36,6 +37,13 @@ from reset_mcp.store import Store
 from reset_mcp.store.records import OutboxRow
 
 log = logging.getLogger("reset_mcp.dispatcher")
+
+
+def _where(exc: BaseException) -> str:
+    # The type and the line, not the message: a driver's text may quote the email, link and all.
+    frames = traceback.extract_tb(exc.__traceback__)
+    place = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{place}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class Dispatcher:
         self.on_delivered = on_delivered
         self.on_expire_approvals: Callable[[], Awaitable[int]] | None = None
         self._wake = anyio.Event()
+        self._stopping = False
         self._inflight = 0
         self._idle = anyio.Event()
         self._idle.set()
@@ -93,12 +102,21 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
-    async def deliver(self, row: OutboxRow) -> DeliveryOutcome:
-        """Deliver a row this dispatcher holds the lease on; never raises for delivery errors."""
+    def stop(self) -> None:
+        """Make `run_forever` return once its current round of deliveries is done."""
+        self._stopping = True
+        self._wake.set()
+
+    async def deliver(self, row: OutboxRow, *, claimed: bool = False) -> DeliveryOutcome:
+        """Deliver a row this dispatcher holds the lease on; never raises for delivery errors.
+
+        `claimed` says the row came from a claim (a retry, a resumed or a re-queued row)
+        rather than straight from the transaction that wrote it: its token is re-checked.
+        """
         self._inflight += 1
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
         try:
-            outcome = await self._deliver(row)
+            outcome = await self._deliver(row, claimed)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -107,7 +125,7 @@ class Dispatcher:
             await self.on_delivered(row, outcome)
         return outcome
 
-    async def _deliver(self, row: OutboxRow) -> DeliveryOutcome:
+    async def _deliver(self, row: OutboxRow, claimed: bool) -> DeliveryOutcome:
         started = time.perf_counter()
         now = self.clock.now()
 
@@ -117,8 +135,9 @@ class Dispatcher:
         if row.not_after is not None and now >= row.not_after:
             await self._finish(row, "expired", now, "the reset link expired before it could be delivered")
             return DeliveryOutcome("expired", ms(), "link expired before delivery")
-        if row.kind == "password_reset" and row.attempts > 1:
-            # On a retry, the token may have been used up or superseded meanwhile.
+        if row.kind == "password_reset" and (claimed or row.attempts > 1):
+            # On a retry (or a re-queued row, whose attempts start again from 0), the
+            # token may have been used up or superseded meanwhile.
             async with self.store.transaction() as tx:
                 token = await tx.get_token_for_send(row.send_id)
             if token is None or token.revoked_at is not None or token.consumed_at is not None:
@@ -131,6 +150,11 @@ class Dispatcher:
             return await self._failed(row, exc, ms)
         except ResetMCPError as exc:  # e.g. a header refused by mime.build_message
             return await self._failed(row, PermanentDeliveryError(str(exc)), ms)
+        except Exception as exc:
+            # A backend breaking its contract (or a rendering bug) must not strand the row
+            # in `sending` nor kill the worker: retry it, and it ends `failed` visibly.
+            log.error("delivery of %s raised %s", row.id, _where(exc))
+            return await self._failed(row, TransientDeliveryError(f"unexpected error: {type(exc).__name__}"), ms)
         await self._finish(row, "sent", self.clock.now(), None, receipt.provider_message_id)
         return DeliveryOutcome("sent", ms())
 
@@ -186,20 +210,33 @@ class Dispatcher:
         if rows:
             async with anyio.create_task_group() as tg:
                 for row in rows:
-                    tg.start_soon(self.deliver, row)
+                    tg.start_soon(self._deliver_claimed, row)
         return len(rows)
 
+    async def _deliver_claimed(self, row: OutboxRow) -> None:
+        # One row's failure (say, the store refusing its outcome) must not cancel its
+        # siblings mid-send: that would leave them `sending` and risk a duplicate.
+        try:
+            await self.deliver(row, claimed=True)
+        except Exception as exc:
+            log.error("outbox row %s: outcome not recorded (%s); retried when its lease ends", row.id, _where(exc))
+
     async def run_forever(self, poll_seconds: float = 1.0) -> None:
-        """Retry due rows and resume what a crash left; runs until cancelled."""
-        while True:
+        """Retry due rows and resume what a crash left; runs until cancelled or `stop()`."""
+        while not self._stopping:
             try:
                 claimed = await self.run_once()
             except ResetMCPError as exc:
                 log.error("outbox worker: %s", exc)
                 claimed = 0
+            except Exception as exc:  # the worker outlives any one bad poll
+                log.error("outbox worker: %s", _where(exc))
+                claimed = 0
             if claimed:
                 continue
             self._wake = anyio.Event()
+            if self._stopping:
+                break
             with anyio.move_on_after(poll_seconds):
                 await self._wake.wait()
 

@@ -29,11 +29,27 @@ async def app_with_worker(settings: Settings) -> AsyncIterator[App]:
             f" (outbox folder {settings.effective_outbox_dir.resolve()})" if app.backend.name == "outbox" else "",
             settings.oversight_mode,
         )
-        tg.start_soon(app.dispatcher.run_forever, settings.worker_poll_seconds)
+        worker_done = anyio.Event()
+
+        async def worker() -> None:
+            try:
+                await app.dispatcher.run_forever(settings.worker_poll_seconds)
+            finally:
+                worker_done.set()
+
+        tg.start_soon(worker)
         try:
             yield app
         finally:
-            tg.cancel_scope.cancel()
+            # A graceful stop lets the worker finish the deliveries it has in flight
+            # (bounded): cancelling them mid-send would leave rows `sending`, to be sent
+            # again by the next start although the provider may have accepted them.
+            app.dispatcher.stop()
+            try:
+                with anyio.move_on_after(30):
+                    await worker_done.wait()
+            finally:
+                tg.cancel_scope.cancel()
 
 
 def _version() -> str:
