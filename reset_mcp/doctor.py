@@ -74,6 +74,12 @@ def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
             f"({'exists' if key.exists() else 'will be generated at start'}); "
             "set RESET_MCP_SECRET to share one key between instances"
         )
+    if settings.email_backend == "smtp" and settings.delivery_lease_seconds <= 2 * settings.smtp_timeout_seconds:
+        # A send still in flight when its lease ends can be taken over by another worker and sent twice.
+        problems.append(
+            "RESET_MCP_DELIVERY_LEASE_SECONDS should be more than twice RESET_MCP_SMTP_TIMEOUT_SECONDS "
+            f"(now {settings.delivery_lease_seconds:g} and {settings.smtp_timeout_seconds:g})"
+        )
     if settings.from_address.endswith("@example.com"):
         warnings.append("RESET_MCP_FROM_ADDRESS is the example default; set your real sender address")
     if settings.reset_url.startswith("http://"):

@@ -1,0 +1,125 @@
+"""The history part of the Tx contract: contact events, the audit chain and API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from reset_mcp.audit import GENESIS, entry_hash
+from reset_mcp.store import sql_common as c
+from reset_mcp.store.records import ApiKeyRecord, AuditEntry, ContactEvent
+from reset_mcp.store.sql_base import SqlBase
+
+
+class HistorySql(SqlBase):
+    # contact events ------------------------------------------------------------------
+    async def insert_event(self, event: ContactEvent) -> None:
+        await self._exec(
+            "INSERT INTO events (email, user_id, event_type, ip, device, country, metadata, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            c.event_values(event),
+        )
+
+    @staticmethod
+    def _event_filter(
+        event_type: str, since: datetime, email: str | None, ip: str | None, user_id: str | None = None
+    ) -> tuple[str, list[Any]]:
+        conds, args = ["event_type = ?", "created_at >= ?"], [event_type, c.ts(since)]
+        for col, val in (("email", email), ("ip", ip), ("user_id", user_id)):
+            if val is not None:
+                conds.append(f"{col} = ?")
+                args.append(val)
+        return " AND ".join(conds), args
+
+    async def count_events(
+        self,
+        event_type: str,
+        since: datetime,
+        *,
+        email: str | None = None,
+        ip: str | None = None,
+        user_id: str | None = None,
+    ) -> int:
+        where, args = self._event_filter(event_type, since, email, ip, user_id)
+        row = await self._one(f"SELECT COUNT(*) AS n FROM events WHERE {where}", args)
+        return int(row["n"]) if row else 0
+
+    async def oldest_event_since(
+        self, event_type: str, since: datetime, *, email: str | None = None, ip: str | None = None
+    ) -> datetime | None:
+        where, args = self._event_filter(event_type, since, email, ip)
+        row = await self._one(f"SELECT MIN(created_at) AS t FROM events WHERE {where}", args)
+        return c.dt(row["t"]) if row and row["t"] is not None else None
+
+    async def list_events(
+        self,
+        *,
+        email: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        event_types: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[ContactEvent]:
+        conds: list[str] = []
+        args: list[Any] = []
+        who = [(col, val) for col, val in (("email", email), ("user_id", user_id)) if val is not None]
+        if who:
+            conds.append("(" + " OR ".join(f"{col} = ?" for col, _ in who) + ")")
+            args.extend(val for _, val in who)
+        if since is not None:
+            conds.append("created_at >= ?")
+            args.append(c.ts(since))
+        if event_types:
+            conds.append("event_type IN (" + ",".join("?" * len(event_types)) + ")")
+            args.extend(event_types)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        rows = await self._all(
+            f"SELECT {c.EVENT_COLS} FROM events {where} ORDER BY created_at DESC, id DESC LIMIT ?", [*args, limit]
+        )
+        return [c.event_from(r) for r in rows]
+
+    # audit ---------------------------------------------------------------------------
+    async def append_audit(
+        self, *, at: datetime, actor: str, action: str, subject: str, detail: dict[str, Any]
+    ) -> AuditEntry:
+        await self._lock_audit()
+        last = await self._one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        seq, prev = (int(last["seq"]) + 1, last["hash"]) if last else (1, GENESIS)
+        digest = entry_hash(prev, seq, at, actor, action, subject, detail)
+        await self._exec(
+            f"INSERT INTO audit ({c.AUDIT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
+            (seq, c.ts(at), actor, action, subject, c.dump(detail), prev, digest),
+        )
+        return AuditEntry(seq, at, actor, action, subject, detail, prev, digest)
+
+    async def list_audit(self, *, after_seq: int = 0, limit: int = 1000, newest: bool = False) -> list[AuditEntry]:
+        if newest:
+            rows = await self._all(f"SELECT {c.AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
+            rows.reverse()
+        else:
+            rows = await self._all(
+                f"SELECT {c.AUDIT_COLS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            )
+        return [c.audit_from(r) for r in rows]
+
+    # api keys ------------------------------------------------------------------------
+    async def insert_api_key(self, key: ApiKeyRecord) -> None:
+        await self._exec(f"INSERT INTO api_keys ({c.KEY_COLS}) VALUES (?,?,?,?,?,?)", c.key_values(key))
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        row = await self._one(f"SELECT {c.KEY_COLS} FROM api_keys WHERE id = ?", (key_id,))
+        return c.key_from(row) if row else None
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        return [c.key_from(r) for r in await self._all(f"SELECT {c.KEY_COLS} FROM api_keys ORDER BY created_at")]
+
+    async def revoke_api_key(self, key_id: str, now: datetime) -> bool:
+        count = await self._exec(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (c.ts(now), key_id)
+        )
+        return count == 1
+
+    async def count_active_api_keys(self) -> int:
+        row = await self._one("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL")
+        return int(row["n"]) if row else 0
