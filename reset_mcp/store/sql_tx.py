@@ -18,7 +18,6 @@ from reset_mcp.store.sql_history import HistorySql
 from reset_mcp.store.sql_outbox import OutboxSql
 
 
-
 class SqlTx(OutboxSql, HistorySql):
     """Implements `reset_mcp.store.Tx`; a driver subclass provides `_exec`, `_one`, `_all`."""
 
