@@ -6,5 +6,6 @@ import secrets
 
 
 def new_id(prefix: str) -> str:
-    # 96 bits: unguessable ids keep one caller from probing another's requests.
-    return f"{prefix}_{secrets.token_urlsafe(12)}"
+    # 128 bits from `secrets`: unguessable ids keep one caller from probing another's
+    # requests, and a reset token's jti (an HMAC of its request id) rests on 128 random bits.
+    return f"{prefix}_{secrets.token_urlsafe(16)}"

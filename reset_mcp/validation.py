@@ -7,6 +7,7 @@ and either way the caller should hear about it before anything is written.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import unicodedata
 from functools import lru_cache
@@ -16,7 +17,9 @@ from email_validator import EmailNotValidError, validate_email
 
 from reset_mcp.errors import InvalidInputError
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# C0 and C1 controls (C1 holds U+0085 NEXT LINE, a line break to Unicode and to
+# str.splitlines), and the line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 EMAIL_MAX = 254
 
 
@@ -75,6 +78,8 @@ def flat_metadata(value: dict[str, Any] | None, *, max_keys: int = 32, max_bytes
             raise InvalidInputError(f"metadata.{key}: values must be strings, numbers, booleans or null")
         if isinstance(item, float) and item != item:  # NaN does not survive JSON round trips
             raise InvalidInputError(f"metadata.{key}: NaN is not allowed")
+        if isinstance(item, float) and math.isinf(item):  # nor do infinities (they come back as null)
+            raise InvalidInputError(f"metadata.{key}: infinity is not allowed")
         size += len(key.encode()) + len(str(item).encode())
     if size > max_bytes:
         raise InvalidInputError(f"metadata: at most {max_bytes} bytes in all (got {size})")
