@@ -28,8 +28,7 @@ from reset_mcp.context import (
 from reset_mcp.errors import ConfigError
 
 CHROME_WINDOWS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 SAFARI_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -173,8 +172,18 @@ def test_special_networks(address: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["8.8.8.8", "1.1.1.1", "81.2.69.160", "100.63.255.255", "100.128.0.0", "172.32.0.1",
-     "2606:4700:4700::1111", "2001:218::1", "64:ff9b::808:808", "::ffff:8.8.8.8"],
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "81.2.69.160",
+        "100.63.255.255",
+        "100.128.0.0",
+        "172.32.0.1",
+        "2606:4700:4700::1111",
+        "2001:218::1",
+        "64:ff9b::808:808",
+        "::ffff:8.8.8.8",
+    ],
 )
 def test_public_addresses_are_not_special(address: str) -> None:
     assert special_network(ip_address(address)) is None
@@ -202,7 +211,10 @@ PRIVATE_DE = {"country": {"iso_code": "DE", "names": {"en": "Germany"}}}
 
 def _write(path: Path, networks: dict[str, Any], *, ip_version: int = 6, kind: str = "GeoLite2-City") -> Path:
     writer = MMDBWriter(
-        ip_version=ip_version, database_type=kind, languages=["en"], description="reset-mcp test",
+        ip_version=ip_version,
+        database_type=kind,
+        languages=["en"],
+        description="reset-mcp test",
         ipv4_compatible=ip_version == 6,
     )
     for network, record in networks.items():
@@ -213,17 +225,20 @@ def _write(path: Path, networks: dict[str, Any], *, ip_version: int = 6, kind: s
 
 @pytest.fixture
 def geo(tmp_path: Path) -> Iterator[GeoLocator]:
-    path = _write(tmp_path / "city.mmdb", {
-        "81.2.69.0/24": LONDON,
-        "89.160.20.0/24": BAVARIA,
-        "2001:218::/32": JAPAN,
-        "175.16.199.0/24": BROKEN,
-        "67.43.156.0/24": ONLY_REGISTERED,
-        "10.0.0.0/8": PRIVATE_DE,
-        "192.168.0.0/16": PRIVATE_DE,
-        "fc00::/7": PRIVATE_DE,
-        "127.0.0.0/8": PRIVATE_DE,
-    })
+    path = _write(
+        tmp_path / "city.mmdb",
+        {
+            "81.2.69.0/24": LONDON,
+            "89.160.20.0/24": BAVARIA,
+            "2001:218::/32": JAPAN,
+            "175.16.199.0/24": BROKEN,
+            "67.43.156.0/24": ONLY_REGISTERED,
+            "10.0.0.0/8": PRIVATE_DE,
+            "192.168.0.0/16": PRIVATE_DE,
+            "fc00::/7": PRIVATE_DE,
+            "127.0.0.0/8": PRIVATE_DE,
+        },
+    )
     locator = GeoLocator(path)
     yield locator
     locator.close()
@@ -327,9 +342,7 @@ def test_caller_location_is_cleaned_and_capped(geo: GeoLocator) -> None:
 
 @pytest.mark.parametrize("blank", [None, "", "   ", "\t\n", "\x00\u200b"])
 def test_blank_caller_location_counts_as_absent(geo: GeoLocator, blank: str | None) -> None:
-    assert resolve_location(ip_address("81.2.69.160"), blank, geo) == Location(
-        "London, United Kingdom", "GB", "geoip"
-    )
+    assert resolve_location(ip_address("81.2.69.160"), blank, geo) == Location("London, United Kingdom", "GB", "geoip")
 
 
 def test_special_network_is_named_never_looked_up(geo: GeoLocator) -> None:
@@ -341,7 +354,5 @@ def test_special_network_is_named_never_looked_up(geo: GeoLocator) -> None:
 def test_geoip_then_unknown(geo: GeoLocator) -> None:
     assert resolve_location(ip_address("2001:218::5"), None, geo) == Location("Japan", "JP", "geoip")
     assert resolve_location(ip_address("8.8.8.8"), None, geo) == Location("unknown", None, "unknown")
-    assert resolve_location(ip_address("81.2.69.160"), None, GeoLocator(None)) == Location(
-        "unknown", None, "unknown"
-    )
+    assert resolve_location(ip_address("81.2.69.160"), None, GeoLocator(None)) == Location("unknown", None, "unknown")
     assert resolve_location(None, None, geo) == Location("unknown", None, "unknown")

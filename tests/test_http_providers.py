@@ -295,9 +295,7 @@ async def test_webhook_request_signature_and_id() -> None:
     parts = dict(p.split("=", 1) for p in req.headers[SIGNATURE_HEADER].split(","))
     assert set(parts) == {"t", "v1"}
     assert int(parts["t"]) == int(clock.now().timestamp())
-    reference = hmac.new(
-        SECRET.encode(), parts["t"].encode() + b"." + req.content, hashlib.sha256
-    ).hexdigest()
+    reference = hmac.new(SECRET.encode(), parts["t"].encode() + b"." + req.content, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], reference)
 
     # The receiver-side helper accepts it now and refuses tampering and replays.
