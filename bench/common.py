@@ -21,6 +21,11 @@ UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like 
 LIMITS = {"rate_limit_account_per_hour": 1_000_000, "rate_limit_ip_per_hour": 1_000_000}
 
 
+def server_pythonpath(root: Path) -> str:
+    """PYTHONPATH for server subprocesses: the caller's first (to measure another checkout), then the repo."""
+    return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH", ""), str(root)) if p)
+
+
 def bench_env(data_dir: Path, smtp_port: int, **extra: str) -> dict[str, str]:
     """RESET_MCP_* variables for a server subprocess (same values as `bench_settings`)."""
     env = {

@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import Identities, bench_env, now, summary
+from bench.common import Identities, bench_env, now, server_pythonpath, summary
 from bench.httpclient import Connection, HttpError, call_tool
 from bench.sink import SinkClient
 
@@ -68,7 +68,7 @@ class HttpServer:
         self.env = {
             **os.environ,
             **bench_env(data_dir, sink_port, RESET_MCP_HTTP_PORT=str(self.port)),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": server_pythonpath(ROOT),
         }
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -79,7 +79,7 @@ class HttpServer:
         created = subprocess.run(
             [*cli, "keys", "create", "--scope", "send", "--scope", "redeem", "--name", "bench"],
             env=self.env,
-            cwd=ROOT,
+            cwd=self.data_dir.parent,  # not the repo: with -m, cwd comes first on sys.path
             capture_output=True,
             text=True,
             check=True,
@@ -89,7 +89,7 @@ class HttpServer:
             self.proc = subprocess.Popen(
                 [*self.launcher, "serve", "--transport", "streamable-http", "--port", str(self.port)],
                 env=self.env,
-                cwd=ROOT,
+                cwd=self.data_dir.parent,  # not the repo: with -m, cwd comes first on sys.path
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )

@@ -10,15 +10,19 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
-from bench.common import Identities, bench_env, now, summary
+from bench.common import Identities, bench_env, now, server_pythonpath, summary
 from bench.sink import SinkClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def server_params(data_dir: Path, sink_port: int) -> StdioServerParameters:
-    env = bench_env(data_dir, sink_port, PATH=os.environ.get("PATH", ""), PYTHONPATH=str(ROOT))
-    return StdioServerParameters(command=sys.executable, args=["-m", "reset_mcp", "serve"], cwd=str(ROOT), env=env)
+    env = bench_env(data_dir, sink_port, PATH=os.environ.get("PATH", ""), PYTHONPATH=server_pythonpath(ROOT))
+    # cwd is the data dir's parent, not the repo: `-m` puts cwd first on sys.path, which
+    # would shadow a PYTHONPATH naming another checkout to measure.
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "reset_mcp", "serve"], cwd=str(data_dir.parent), env=env
+    )
 
 
 async def row(sink_port: int, sink: SinkClient, n: int, warmup: int = 30) -> dict[str, Any]:
