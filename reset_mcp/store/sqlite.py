@@ -12,17 +12,18 @@ switch, and a reset runs about twenty statements. What could block the loop for 
 is waiting for another process's write lock, so that wait happens here, in
 `BEGIN IMMEDIATE` retried with `anyio.sleep`, never inside SQLite's busy handler
 (whose timeout is kept short). Commits in WAL mode with `synchronous=NORMAL` do not
-fsync; checkpoints do (copying the WAL back into the database file), so they run in a
-small background thread on a connection of its own (`_Checkpointer`), woken every
-`CHECKPOINT_EVERY` commits, instead of inside whichever commit crosses SQLite's
-thousand-page mark. A PASSIVE checkpoint never blocks this connection's writes.
+fsync; checkpoints do (copying the WAL back into the database file, then an fsync).
+SQLite's default runs one inside the commit that crosses 1,000 WAL pages, about every
+35 resets; `WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies
+each page once however often it was rewritten (the same index pages, every reset), the
+copying shrinks too. The checkpoint stays inside a commit on purpose: one run from
+another thread while this connection keeps writing never catches up, so the WAL never
+restarts and grows without bound. `journal_size_limit` trims the file after a restart.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -36,45 +37,10 @@ from reset_mcp.store import sql_common as c
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
 
-log = logging.getLogger("reset_mcp.store")
 LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock
 BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
-CHECKPOINT_EVERY = 200  # commits between background checkpoints (a reset commits twice)
-
-
-class _Checkpointer:
-    """Runs `PRAGMA wal_checkpoint(PASSIVE)` off the event loop when poked."""
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="reset-mcp-sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                if self._stopping:
-                    return
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the next poke tries again
-                    log.warning("SQLite checkpoint failed: %s", exc)
-        finally:
-            conn.close()
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def close(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout=10)
+WAL_AUTOCHECKPOINT = 10_000  # pages (4 kB): checkpoint about every 40 MB of WAL, not every 4 MB
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoint restarts it
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -108,11 +74,9 @@ class _SqliteTx(SqlTx):
 
 
 class SqliteStore:
-    def __init__(self, conn: sqlite3.Connection, display: str, checkpointer: _Checkpointer | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, display: str) -> None:
         self._conn = conn
         self._lock = anyio.Lock()
-        self._checkpointer = checkpointer
-        self._commits = 0
         self.url_for_display = display
 
     @classmethod
@@ -132,15 +96,13 @@ class SqliteStore:
                 "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
                 f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
                 "PRAGMA foreign_keys=ON",
+                f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}",
+                f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
             ):
                 conn.execute(pragma)
-            checkpointer = None
-            if path != ":memory:":
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, off the loop
-                checkpointer = _Checkpointer(path)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite database at {path}: {exc}") from exc
-        return cls(conn, f"sqlite:///{path}", checkpointer)
+        return cls(conn, f"sqlite:///{path}")
 
     async def _begin(self) -> None:
         try:
@@ -186,9 +148,6 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 self._conn.execute("ROLLBACK")
                 raise StoreError(f"commit failed: {exc}") from exc
-            self._commits += 1
-            if self._checkpointer is not None and self._commits % CHECKPOINT_EVERY == 0:
-                self._checkpointer.poke()
 
     async def migrate(self) -> list[str]:
         applied: list[str] = []
@@ -215,6 +174,4 @@ class SqliteStore:
             raise StoreError(f"database is unavailable: {exc}") from exc
 
     async def aclose(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
         self._conn.close()  # the last connection to close checkpoints what is left
