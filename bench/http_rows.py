@@ -127,6 +127,10 @@ class HttpServer:
             proc.kill()
             proc.wait()
 
+    def db_files_mb(self) -> dict[str, float]:
+        """Sizes of the SQLite file and its WAL: a WAL that keeps growing is a leak too."""
+        return {p.name: round(p.stat().st_size / 2**20, 1) for p in sorted(self.data_dir.glob("reset-mcp.db*"))}
+
     def outbox_counts(self) -> dict[str, int]:
         """Read after stop: every outbox row's final status, straight from the SQLite file."""
         db = sqlite3.connect(self.data_dir / "reset-mcp.db")
@@ -319,6 +323,7 @@ async def soak(
             done.set()
         delivered = await sink.wait(base + len(starts), timeout=120)
         count = await sink.count() - base
+        db_files = server.db_files_mb()  # while running: the WAL as the server left it
     rss = [kb for _, kb in samples]
     half = rss[len(rss) // 2 :] or rss
     # Growth over the second half (after warm-up), and a least-squares slope over it.
@@ -342,4 +347,5 @@ async def soak(
         "rss_last_mb": round(rss[-1] / 1024, 1) if rss else None,
         "rss_second_half_growth_mb": round((half[-1] - half[0]) / 1024, 2) if half else None,
         "rss_second_half_slope_mb_per_min": round(slope, 3),
+        "db_files_mb": db_files,
     }
