@@ -23,13 +23,13 @@ from reset_mcp.gate import gate
 from reset_mcp.ids import new_id
 from reset_mcp.messages import context_payload
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
+from reset_mcp.reports import INVALID, report_unrequested
 from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
 from reset_mcp.throttle import FailureThrottle
 from reset_mcp.tokens import TokenClaims, jti_hash
 from reset_mcp.validation import identifier, normalize_email, parse_ip, single_line
 
 log = logging.getLogger("reset_mcp.service")
-INVALID = "This reset link is invalid or has expired."  # the one answer end users get
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,31 +283,5 @@ class ResetService:
         return RevokeResult(revoked=count)
 
     async def report_unrequested_reset(self, token: str, caller: Caller = STDIO_CALLER) -> ReportResult:
-        """The owner says "this wasn't me": kill the link, note it, raise the account's risk.
-
-        An expired link still counts as a report (the owner may click late), so only the
-        signature must hold here, not the expiry.
-        """
-        d = self.deps
-        now = d.clock.now()
-        decoded = d.signer.decode(token, now)
-        if decoded.claims is None or decoded.failure not in (None, "expired"):
-            return ReportResult(reported=False, revoked=False, reason=INVALID)
-        claims = decoded.claims
-        async with d.store.transaction() as tx:
-            record = await tx.get_token(jti_hash(claims.jti))
-            if record is None:
-                return ReportResult(reported=False, revoked=False, reason=INVALID)
-            revoked = await tx.revoke_token(record.jti_hash, now, "reported as not requested by the owner")
-            await tx.insert_event(
-                ContactEvent(
-                    email=record.email,
-                    user_id=record.user_id,
-                    event_type=abuse.REPORTED,
-                    created_at=now,
-                    metadata={"request_id": record.send_id},
-                )
-            )
-            await d.audit(tx, caller.id, "reset_reported", record.send_id, now, revoked=revoked)
-            report = await abuse.account_report(tx, d.rules, now, email=record.email, user_id=None)
-        return ReportResult(reported=True, revoked=revoked, risk=report.risk)
+        """The owner says "this wasn't me" (see `reports.report_unrequested`)."""
+        return await report_unrequested(self.deps, token, caller)
