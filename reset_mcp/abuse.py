@@ -134,6 +134,11 @@ async def account_report(
     return assess(window, history, scoped, ip_attempts=ip_attempts)
 
 
+def seconds_until_an_hour_after(oldest: datetime, now: datetime) -> int:
+    """`retry_after` for an hourly limit: when the oldest counted event leaves the hour."""
+    return max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class RateVerdict:
     limited: bool
@@ -151,6 +156,6 @@ async def check_rate_limits(tx: Tx, rules: AbuseRules, now: datetime, *, email: 
     ):
         if await tx.count_events(REQUESTED, since, **key) >= limit:
             oldest = await tx.oldest_event_since(REQUESTED, since, **key) or now
-            retry = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+            retry = seconds_until_an_hour_after(oldest, now)
             return RateVerdict(True, retry, f"more than {limit} reset requests per hour for this {label}")
     return RateVerdict(False)

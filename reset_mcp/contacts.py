@@ -134,7 +134,7 @@ class Contacts:
             await lock_account(tx, email)
             if await tx.count_events("security_alert_requested", since, email=email) >= ALERTS_PER_HOUR:
                 oldest = await tx.oldest_event_since("security_alert_requested", since, email=email) or now
-                retry = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+                retry = abuse.seconds_until_an_hour_after(oldest, now)
                 return AlertResult(
                     status="rate_limited",
                     retry_after=retry,
