@@ -137,7 +137,7 @@ class SmtpSinkProtocol(asyncio.Protocol):
         verb = line[:4].upper()
         if verb == "EHLO":
             self.rec.connections += 1
-            self.transport.write(b"250-127.0.0.1\r\n250-8BITMIME\r\n250 SIZE 33554432\r\n")
+            self.transport.write(b"250-127.0.0.1\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 33554432\r\n")
         elif verb == "HELO":
             self.rec.connections += 1
             self.transport.write(b"250 127.0.0.1\r\n")

@@ -7,6 +7,7 @@
     ... sink.connections         # client connections that greeted (EHLO/HELO)
     sink.refuse("550 5.1.1 no such user")          # answer RCPT (or at="DATA") with this
     sink.data_delay = 0.5        # a slow server: sit on each message before accepting it
+    SmtpSink(pipelining=False)   # a server that does not offer PIPELINING (RFC 2920)
     sink.stop()
 
 It runs in aiosmtpd's own thread and event loop, so it works beside anyio tests and
@@ -40,7 +41,8 @@ def free_port() -> int:
 class RecordingHandler:
     """aiosmtpd handler: records greeted sessions and accepted messages; can refuse."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pipelining: bool = True) -> None:
+        self.pipelining = pipelining  # offer PIPELINING (RFC 2920) in the EHLO reply, as most MTAs do
         self.lock = threading.Lock()
         self.raw: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
@@ -54,6 +56,8 @@ class RecordingHandler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         self._greeted(session, hostname)
+        if self.pipelining:  # aiosmtpd reads commands one by one, so it serves a pipelined client as is
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
@@ -88,9 +92,11 @@ class RecordingHandler:
 
 
 class SmtpSink:
-    def __init__(self, port: int | None = None, handler: RecordingHandler | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, handler: RecordingHandler | None = None, *, pipelining: bool = True
+    ) -> None:
         self.port = port or free_port()
-        self.handler = handler or RecordingHandler()
+        self.handler = handler or RecordingHandler(pipelining=pipelining)
         self._controller: Controller | None = None
 
     # lifecycle -------------------------------------------------------------------------

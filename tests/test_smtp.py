@@ -59,9 +59,11 @@ def header_names(msg: Message) -> set[str]:
     return {name.lower() for part in msg.walk() for name in part}
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    # Every test runs against a server offering PIPELINING (the backend's own pipelined
+    # channel) and one that does not (aiosmtplib's sendmail).
+    with SmtpSink(pipelining=request.param) as running:
         yield running
 
 
