@@ -109,6 +109,34 @@ async def test_transaction_rolls_back_on_error(store: Store) -> None:
         assert await tx.get_token("hash_1") is None
 
 
+async def test_concurrent_transactions_are_each_atomic_and_durable_on_exit(store: Store) -> None:
+    # SQLite commits concurrent transactions in groups, PostgreSQL on separate
+    # connections: either way each one stands alone. A failing one (odd i, after its
+    # first insert) leaves nothing; every other is committed when its block exits.
+    failed: list[int] = []
+
+    async def one(i: int) -> None:
+        try:
+            async with store.transaction() as tx:
+                await tx.insert_send(send(i))
+                await tx.insert_token(token(i))
+                if i % 2:
+                    raise RuntimeError(f"body {i}")
+        except RuntimeError:
+            failed.append(i)
+            return
+        async with store.transaction() as tx:  # visible to the next transaction at once
+            assert await tx.get_token(f"hash_{i}") is not None
+
+    async with asyncio.timeout(20):
+        await asyncio.gather(*(one(i) for i in range(16)))
+    assert sorted(failed) == list(range(1, 16, 2))
+    async with store.transaction() as tx:
+        for i in range(16):
+            assert (await tx.get_send(f"req_{i}") is None) == bool(i % 2)
+            assert (await tx.get_token(f"hash_{i}") is None) == bool(i % 2)
+
+
 async def test_driver_errors_are_wrapped(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.insert_send(send(1))

@@ -1,9 +1,10 @@
 """The embedded store: one SQLite file in WAL mode.
 
-One connection serves the process; an anyio lock makes each `transaction()` exclusive
-within the process, and `BEGIN IMMEDIATE` takes SQLite's write lock up front so another
-process (the CLI approving on the same file) waits instead of failing half-way. WAL
-keeps readers and the single writer out of each other's way.
+One connection serves the process; an anyio lock runs the transactions' bodies one at
+a time, concurrent ones share a COMMIT (group commit, see `transaction`), and
+`BEGIN IMMEDIATE` takes SQLite's write lock up front so another process (the CLI
+approving on the same file) waits instead of failing half-way. WAL keeps readers and
+the single writer out of each other's way.
 
 Statements run on the event loop's thread, not in a worker thread: each one takes a
 few microseconds on a local file, while a hand-off to a thread and back (what aiosqlite
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from reset_mcp.errors import StoreError
 from reset_mcp.store import sql_common as c
@@ -73,10 +75,21 @@ class _SqliteTx(SqlTx):
         return list(rows)
 
 
+class _Group:
+    """Transactions committed together (see `SqliteStore.transaction`)."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: StoreError | None = None
+
+
 class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, display: str) -> None:
         self._conn = conn
         self._lock = anyio.Lock()
+        self._group: _Group | None = None  # the transaction group open now, if any
         self.url_for_display = display
 
     @classmethod
@@ -96,6 +109,7 @@ class SqliteStore:
                 "PRAGMA synchronous=NORMAL",  # durable across process crashes in WAL mode
                 f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
                 "PRAGMA foreign_keys=ON",
+                "PRAGMA temp_store=MEMORY",  # savepoint journals in memory, not temp files
                 f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}",
                 f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
             ):
@@ -134,20 +148,70 @@ class SqliteStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTx]:
+        """One atomic unit of work, durable (committed) when the block exits.
+
+        Group commit. A COMMIT writes every page the transaction dirtied to the WAL, two
+        `pwrite`s a page, about 23 pages a transaction here: measured at a third of a
+        reset's CPU under load. Concurrent transactions dirty mostly the same pages (the
+        tail of each table and index), so the first transaction of a group, its leader,
+        after running its own body lets the tasks that are ready run theirs (one loop
+        iteration) inside the same SQLite transaction, each body under its own
+        SAVEPOINT, then commits them all at once. Every caller still returns only after
+        the COMMIT that made its work durable (so an email never leaves before its row is
+        committed); a body that raises rolls back to its savepoint and leaves the other
+        bodies' work alone; a failed COMMIT fails every member. Alone, a transaction costs
+        one loop iteration more than a plain BEGIN/COMMIT. Bodies run one at a time
+        (the lock), in the order they commit.
+        """
         async with self._lock:
-            await self._begin()
+            group = self._group
+            leader = group is None
+            if group is None:
+                await self._begin()
+                group = self._group = _Group()
+            failure: BaseException | None = None
+            self._conn.execute("SAVEPOINT body")
             try:
                 yield _SqliteTx(self._conn)
             except BaseException as exc:
-                self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"database error: {exc}") from exc
-                raise
+                failure = exc
+            self._end_body(group, failure is not None)
+        # Shielded: the other members wait on this commit, and a member's work is in it
+        # whatever happens to the member's own task meanwhile.
+        with anyio.CancelScope(shield=True):
+            if leader:
+                await anyio.lowlevel.checkpoint()  # the ready tasks run their bodies into this group
+                async with self._lock:
+                    self._commit(group)
+            else:
+                await group.done.wait()
+        if failure is not None:
+            if isinstance(failure, sqlite3.Error):
+                raise StoreError(f"database error: {failure}") from failure
+            raise failure
+        if group.error is not None:
+            raise group.error
+
+    def _end_body(self, group: _Group, failed: bool) -> None:
+        try:
+            if failed:
+                self._conn.execute("ROLLBACK TO body")
+            self._conn.execute("RELEASE body")
+        except sqlite3.Error as exc:
+            # SQLite itself rolled the whole transaction back (disk full, I/O error, ...):
+            # the group's earlier bodies are lost with it, so all of them fail.
+            group.error = StoreError(f"database error: {exc}")
+
+    def _commit(self, group: _Group) -> None:
+        self._group = None
+        if group.error is None:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._conn.execute("ROLLBACK")
-                raise StoreError(f"commit failed: {exc}") from exc
+                group.error = StoreError(f"commit failed: {exc}")
+        if group.error is not None and self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        group.done.set()
 
     async def migrate(self) -> list[str]:
         applied: list[str] = []
