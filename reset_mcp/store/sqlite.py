@@ -170,16 +170,23 @@ class SqliteStore:
                 await self._begin()
                 group = self._group = _Group()
             failure: BaseException | None = None
+            changes = self._conn.total_changes
             self._conn.execute("SAVEPOINT body")
             try:
                 yield _SqliteTx(self._conn)
             except BaseException as exc:
                 failure = exc
             self._end_body(group, failure is not None)
+            if leader and self._conn.total_changes == changes:
+                # A read (an API key check, a status query): nothing to share a commit
+                # for, so it ends at once, and no one has joined yet.
+                self._commit(group)
         # Shielded: the other members wait on this commit, and a member's work is in it
         # whatever happens to the member's own task meanwhile.
         with anyio.CancelScope(shield=True):
-            if leader:
+            if group.done.is_set():
+                pass
+            elif leader:
                 await anyio.lowlevel.checkpoint()  # the ready tasks run their bodies into this group
                 async with self._lock:
                     self._commit(group)
