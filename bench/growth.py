@@ -5,7 +5,8 @@ Prefill goes straight into SQLite with `executemany` in one transaction, spread 
 last 90 days across many accounts and IPs, as a real deployment accumulates them. Then:
 the request path's statements are traced and each one's query plan checked (no full
 table scan: every lookup is an index range, windows are bounded by `created_at`), request
-and consume latencies are measured, and `Tx.purge` (30 days) shows what stays.
+and consume latencies are measured, and `housekeeping.purge` (30 days, in batches) shows
+what stays and how long a writer beside it waits at most.
 """
 
 from __future__ import annotations
@@ -19,14 +20,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from bench.common import Identities, bench_settings, now, summary
 from bench.http_rows import tokens_from
 from bench.sink import SinkClient
 from reset_mcp.app import build_app
+from reset_mcp.housekeeping import purge
 from reset_mcp.store import open_store
+from reset_mcp.store.records import ContactEvent
 
 DAY = 86400.0
 EVENT_TYPES = ("reset_requested", "email_queued", "email_delivered", "reset_consumed", "reset_rate_limited")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
 TABLES = ("tokens", "events", "sends", "outbox", "audit")
 
 
@@ -157,9 +168,25 @@ async def one_size(sink_port: int, sink: SinkClient, n: int, requests: int) -> d
                     conn.set_trace_callback(None)
                 assert result.consumed, result
             before = counts(db)
+            # The purge in batches, with a writer committing beside it every 10 ms: its
+            # longest wait is how long the purge can hold up a reset.
+            waits: list[float] = []
+            purging = anyio.Event()
+
+            async def writer() -> None:
+                while not purging.is_set():
+                    started = time.perf_counter()
+                    async with app.store.transaction() as tx:
+                        probe = ContactEvent(email="probe@bench.example.com", event_type="probe", created_at=now_utc())
+                        await tx.insert_event(probe)
+                    waits.append(time.perf_counter() - started)
+                    await anyio.sleep(0.01)
+
             t = time.perf_counter()
-            async with app.store.transaction() as tx:
-                purged = await tx.purge(datetime.now(UTC) - timedelta(days=30))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(writer)
+                purged = await purge(app.store, datetime.now(UTC) - timedelta(days=30))
+                purging.set()
             purge_s = time.perf_counter() - t
             after = counts(db)
         size_mb = round(sum(p.stat().st_size for p in data.glob("reset-mcp.db*")) / 2**20, 1)  # noqa: ASYNC240
@@ -177,6 +204,8 @@ async def one_size(sink_port: int, sink: SinkClient, n: int, requests: int) -> d
             "statements_per_consume": len(consume_traced),
             "full_scans": full_scans(db, traced + consume_traced),
             "purge_s": round(purge_s, 2),
+            "purge_writer_max_wait_ms": round(max(waits, default=0.0) * 1000, 1),
+            "purge_writer_commits": len(waits),
             "purged": purged,
             "rows_before_purge": before,
             "rows_after_purge": after,

@@ -105,8 +105,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                         _fmt(g.get("request_p99_ms")), f"{g.get('statements_per_request')} statements, "
                         f"full scans: {len(g.get('full_scans', []))}"))  # fmt: skip
             before, after = g["rows_before_purge"], g["rows_after_purge"]
-            purge = (f"purge {g.get('purge_s')} s: tokens {before['tokens']:,} -> {after['tokens']:,}, "
-                     f"events {before['events']:,} -> {after['events']:,}")  # fmt: skip
+            purge = (f"purge {g.get('purge_s')} s (a writer waited {g.get('purge_writer_max_wait_ms')} ms at most): "
+                     f"tokens {before['tokens']:,} -> {after['tokens']:,}, "
+                     f"events {before['events']:,} -> {after['events']:,}, "
+                     f"sends {before['sends']:,} -> {after['sends']:,}")  # fmt: skip
             out.append(("6 growth", f"{g['stored']:,} stored: consume", "-", _fmt(g.get("consume_p50_ms")), "-",
                         _fmt(g.get("consume_p99_ms")), purge))  # fmt: skip
     ld = results.get("load")

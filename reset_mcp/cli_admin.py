@@ -23,6 +23,7 @@ from reset_mcp.audit import verify_chain
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
 from reset_mcp.errors import NotFoundError
+from reset_mcp.housekeeping import purge
 
 
 def _cli_caller() -> Caller:
@@ -151,9 +152,11 @@ def _migrate(settings: Settings) -> int:
 
 
 async def _purge(app: App, args: argparse.Namespace) -> int:
+    if args.days < 1:
+        print("reset-mcp: --days must be at least 1", file=sys.stderr)
+        return 2
     before = app.clock.now() - timedelta(days=args.days)
-    async with app.store.transaction() as tx:
-        counts = await tx.purge(before)
+    counts = await purge(app.store, before)
     print(", ".join(f"{n} {table}" for table, n in counts.items()) + f" deleted (older than {args.days} days)")
     return 0
 

@@ -426,6 +426,7 @@ async def test_api_keys(store: Store) -> None:
 
 
 async def test_purge_removes_only_old_finished_things(store: Store) -> None:
+    cut = NOW + timedelta(seconds=1)
     async with store.transaction() as tx:
         await tx.insert_token(token(1, ttl=-MIN))  # expired before NOW
         await tx.insert_token(token(2))
@@ -433,11 +434,36 @@ async def test_purge_removes_only_old_finished_things(store: Store) -> None:
         await tx.insert_event(event("reset_requested", NOW + MIN))
         await tx.insert_outbox(outbox(1, status="sent"))
         await tx.insert_outbox(outbox(2, status="pending"))
+        # Requests: 1 and 2 are referred to by a token or an outbox row; 3 ended and
+        # nothing refers to it; 4 is still waiting for a human; 5 was decided long ago;
+        # 6 is final but recent.
+        for i, status in ((1, "sent"), (2, "queued"), (3, "blocked"), (4, "pending_approval"), (5, "rejected")):
+            await tx.insert_send(send(i, status=status, at=NOW - 60 * MIN))
+        await tx.insert_send(send(6, status="sent", at=NOW + MIN))
+        await tx.insert_approval(approval(4, expires=NOW - MIN))  # pending: kept whatever its age
+        await tx.insert_approval(approval(5, expires=NOW - MIN))
+        assert await tx.decide_approval("apr_5", status="rejected", by="human", reason="no", now=NOW - 2 * MIN)
     async with store.transaction() as tx:
-        assert await tx.purge(NOW + timedelta(seconds=1)) == {"tokens": 1, "events": 1, "outbox": 1}
-        assert await tx.get_token("hash_2") is not None
-        assert await tx.get_outbox("msg_2") is not None
-        assert await tx.purge(NOW + timedelta(seconds=1)) == {"tokens": 0, "events": 0, "outbox": 0}
+        assert await tx.purge(cut, 100) == {"tokens": 1, "events": 1, "outbox": 1, "approvals": 1, "sends": 3}
+        assert await tx.get_token("hash_2") is not None and await tx.get_outbox("msg_2") is not None
+        assert await tx.get_approval("apr_4") is not None and await tx.get_approval("apr_5") is None
+        kept = {i for i in range(1, 7) if await tx.get_send(f"req_{i}") is not None}
+        # 1 goes too once its token and outbox row went in this same pass: children first.
+        assert kept == {2, 4, 6}
+        assert await tx.purge(cut, 100) == {"tokens": 0, "events": 0, "outbox": 0, "approvals": 0, "sends": 0}
+
+
+async def test_purge_deletes_at_most_limit_rows_a_table(store: Store) -> None:
+    async with store.transaction() as tx:
+        for i in range(7):
+            await tx.insert_event(event("reset_requested", NOW - (60 + i) * MIN))
+            await tx.insert_token(token(i, ttl=-MIN))
+    counts = []
+    for _ in range(4):
+        async with store.transaction() as tx:
+            got = await tx.purge(NOW, 3)
+            counts.append((got["events"], got["tokens"]))
+    assert counts == [(3, 3), (3, 3), (1, 1), (0, 0)]
 
 
 # Migrations, pool -------------------------------------------------------------------

@@ -144,7 +144,11 @@ class Tx(Protocol):
     async def count_active_api_keys(self) -> int: ...
 
     # housekeeping --------------------------------------------------------------------
-    async def purge(self, before: datetime) -> dict[str, int]: ...
+    async def purge(self, before: datetime, limit: int) -> dict[str, int]:
+        """Delete up to `limit` rows a table of what ended before `before`: expired tokens,
+        events, finished outbox rows, decided approvals, and finished requests nothing
+        refers to any more. Counts by table. `housekeeping.purge` calls it in batches."""
+        ...
 
 
 class Store(Protocol):

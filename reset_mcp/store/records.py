@@ -18,8 +18,11 @@ SEND_STATUSES = (
     "failed",
     "cancelled",  # a queued reset whose token was revoked or used before delivery
 )
+# Where a request ends: nothing more happens to it (purge may delete it once old).
+FINAL_SEND_STATUSES = tuple(s for s in SEND_STATUSES if s not in ("queued", "pending_approval"))
 # Outbox row statuses.
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired", "cancelled")
+FINAL_OUTBOX_STATUSES = ("sent", "failed", "expired", "cancelled")
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
 
 

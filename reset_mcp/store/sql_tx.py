@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from reset_mcp.store import sql_common as c
-from reset_mcp.store.records import ApprovalRecord, SendRecord, TokenRecord
+from reset_mcp.store.records import (
+    APPROVAL_STATUSES,
+    FINAL_OUTBOX_STATUSES,
+    FINAL_SEND_STATUSES,
+    ApprovalRecord,
+    SendRecord,
+    TokenRecord,
+)
 from reset_mcp.store.sql_history import HistorySql
 from reset_mcp.store.sql_outbox import OutboxSql
 
@@ -135,13 +142,38 @@ class SqlTx(OutboxSql, HistorySql):
         return [c.approval_from(r) for r in rows]
 
     # housekeeping --------------------------------------------------------------------
-    async def purge(self, before: datetime) -> dict[str, int]:
+    async def purge(self, before: datetime, limit: int) -> dict[str, int]:
+        # At most `limit` rows a table, so a caller can keep each transaction short (see
+        # housekeeping.purge). Children before their request: a request goes only once
+        # nothing refers to it any more.
         cut = c.ts(before)
+        done = ", ".join(f"'{s}'" for s in FINAL_OUTBOX_STATUSES)
+        decided = ", ".join(f"'{s}'" for s in APPROVAL_STATUSES if s != "pending")
+        final = ", ".join(f"'{s}'" for s in FINAL_SEND_STATUSES)
         return {
-            "tokens": await self._exec("DELETE FROM tokens WHERE expires_at < ?", (cut,)),
-            "events": await self._exec("DELETE FROM events WHERE created_at < ?", (cut,)),
+            "tokens": await self._exec(
+                "DELETE FROM tokens WHERE jti_hash IN (SELECT jti_hash FROM tokens WHERE expires_at < ? LIMIT ?)",
+                (cut, limit),
+            ),
+            "events": await self._exec(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ? LIMIT ?)", (cut, limit)
+            ),
             "outbox": await self._exec(
-                "DELETE FROM outbox WHERE created_at < ? AND status IN ('sent','failed','expired','cancelled')",
-                (cut,),
+                "DELETE FROM outbox WHERE id IN "
+                f"(SELECT id FROM outbox WHERE created_at < ? AND status IN ({done}) LIMIT ?)",
+                (cut, limit),
+            ),
+            "approvals": await self._exec(
+                "DELETE FROM approvals WHERE id IN "
+                f"(SELECT id FROM approvals WHERE status IN ({decided}) AND expires_at < ? LIMIT ?)",
+                (cut, limit),
+            ),
+            "sends": await self._exec(
+                "DELETE FROM sends WHERE id IN (SELECT s.id FROM sends s "
+                f"WHERE s.status IN ({final}) AND s.created_at < ? "
+                "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.send_id = s.id) "
+                "AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.send_id = s.id) "
+                "AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.send_id = s.id) LIMIT ?)",
+                (cut, limit),
             ),
         }
