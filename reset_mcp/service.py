@@ -160,7 +160,7 @@ class ResetService:
         failure = decoded.failure
         record = None
         if decoded.claims is not None and failure is None:
-            async with d.store.transaction() as tx:
+            async with d.store.reading() as tx:
                 record = await tx.get_token(jti_hash(decoded.claims.jti))
             if record is None:
                 failure = "unknown"

@@ -169,3 +169,39 @@ async def test_cancelling_the_leader_does_not_strand_its_group(tmp_path: Path) -
     # Its own work committed: its body had finished, and the commit is shielded.
     assert committed_ids(path) == {f"req_{i}" for i in range(5)}
     await store.aclose()
+
+
+async def test_reading_waits_for_an_open_group_and_never_sees_its_uncommitted_writes(tmp_path: Path) -> None:
+    store, _ = await open_counting(tmp_path / "g.db")
+    seen: list[bool] = []
+
+    async def reader() -> None:
+        async with store.reading() as tx:
+            seen.append(await tx.get_send("req_1") is not None)
+
+    async with anyio.create_task_group() as tg, store.transaction() as tx:
+        await tx.insert_send(send(1))
+        tg.start_soon(reader)  # runs while the group is open, before its COMMIT
+    # The reader ran only after the COMMIT, so it saw the row committed, never half-way.
+    assert seen == [True]
+    await store.aclose()
+
+
+async def test_reading_does_not_wait_for_another_processs_writer(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store, _ = await open_counting(path)
+    async with store.transaction() as tx:
+        await tx.insert_send(send(1))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    other.execute("INSERT INTO sends (id, kind, recipient, status, requested_by, decision, created_at, "
+                  "updated_at, payload) VALUES ('req_x', 'k', 'r', 'queued', 'a', 'd', 0, 0, '{}')")  # fmt: skip
+    try:
+        with anyio.fail_after(1):  # a write transaction would wait up to 5 s here
+            async with store.reading() as tx:
+                assert await tx.get_send("req_1") is not None
+                assert await tx.get_send("req_x") is None  # not committed over there
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await store.aclose()

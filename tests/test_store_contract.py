@@ -137,6 +137,22 @@ async def test_concurrent_transactions_are_each_atomic_and_durable_on_exit(store
             assert (await tx.get_token(f"hash_{i}") is None) == bool(i % 2)
 
 
+async def test_reading_sees_what_is_committed_and_refuses_writes(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.insert_send(send(1))
+    async with store.reading() as tx:
+        assert (await tx.get_send("req_1")) is not None
+        assert await tx.get_send("req_2") is None
+    with pytest.raises(StoreError):
+        async with store.reading() as tx:
+            await tx.insert_send(send(2))
+    async with store.transaction() as tx:  # nothing was written, and the store still works
+        assert await tx.get_send("req_2") is None
+        await tx.insert_send(send(3))
+    async with store.reading() as tx:
+        assert (await tx.get_send("req_3")) is not None
+
+
 async def test_driver_errors_are_wrapped(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.insert_send(send(1))

@@ -66,7 +66,7 @@ async def authenticate(holder: AppHolder, presented: str) -> ApiKeyRecord | None
     app = holder.app
     if app is None:
         return None
-    async with app.store.transaction() as tx:
+    async with app.store.reading() as tx:  # no write lock: a key check never waits for a writer
         return await verify_key(tx, presented)
 
 

@@ -156,6 +156,12 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A consistent, read-only view of what is committed: a write inside is refused
+        (StoreError). It takes no write lock, so it never waits for a writer, in this
+        process or another (an API key check during a long purge batch, say)."""
+        ...
+
     async def migrate(self) -> list[str]:
         """Apply pending schema migrations; idempotent and safe to run from two processes."""
         ...

@@ -159,6 +159,18 @@ class PostgresStore:
         finally:
             await self._release(conn)
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[SqlTx]:
+        conn = await self._acquire()
+        try:
+            try:
+                async with conn.transaction(readonly=True):
+                    yield _PgTx(conn)
+            except DRIVER_ERRORS as exc:
+                raise _wrap(exc, "read failed") from exc
+        finally:
+            await self._release(conn)
+
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         conn = await self._acquire()
