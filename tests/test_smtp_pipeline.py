@@ -119,6 +119,10 @@ async def backend_for() -> AsyncIterator[Callable[[ScriptedServer], SmtpBackend]
 
 
 # On the wire --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [pytest.param("asyncio", id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")],
+)
 async def test_envelope_goes_out_in_one_write_and_the_message_in_one_more(backend_for: Any) -> None:
     async with ScriptedServer(accept_all) as server:
         backend = backend_for(server)
@@ -326,6 +330,12 @@ class _NullTransport:
 
 
 # STARTTLS and AUTH stay aiosmtplib's; the channel carries on inside TLS -------------------
+# uvicorn runs the server on uvloop (a dependency), whose transports are not
+# asyncio.Transport subclasses: the take-over must work on both loops.
+LOOPS = [pytest.param("asyncio", id="asyncio"), pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")]
+
+
+@pytest.mark.parametrize("anyio_backend", LOOPS)
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
 async def test_starttls_and_auth_then_messages_inside_tls(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, pipelining: bool

@@ -107,7 +107,10 @@ class SmtpBackend:
             except aiosmtplib.SMTPHeloError:
                 await smtp.helo()  # an SMTP-only server: no extensions, so no pipelining
         if self._pipelining and smtp.supports_extension("pipelining"):
-            return PipelinedChannel.take_over(smtp, self._options["timeout"])  # type: ignore[arg-type]
+            try:
+                return PipelinedChannel.take_over(smtp, self._options["timeout"])  # type: ignore[arg-type]
+            except (AttributeError, NotImplementedError):  # a transport that cannot change protocols
+                pass
         return _Plain(smtp)
 
     async def send(self, email: OutgoingEmail) -> DeliveryReceipt:

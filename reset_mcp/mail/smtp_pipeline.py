@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aiosmtplib
 
@@ -83,8 +83,9 @@ class PipelinedChannel(asyncio.Protocol):
     @classmethod
     def take_over(cls, smtp: aiosmtplib.SMTP, timeout: float | None) -> PipelinedChannel:
         """Carry on the connection `smtp` opened (greeted, maybe under TLS and logged in)."""
-        transport = smtp.transport
-        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+        # Duck-typed: uvloop's transports are not asyncio.Transport subclasses.
+        transport: Any = smtp.transport
+        if transport is None or transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("connection lost before the first message")
         channel = cls(transport, timeout, smtputf8=smtp.supports_extension("smtputf8"))
         transport.set_protocol(channel)

@@ -215,6 +215,8 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
         asgi,
         host=settings.http_host,
         port=settings.http_port,
+        loop="auto",  # uvloop where installed (a dependency except on Windows)
+        http="auto",  # httptools where installed (a dependency), else h11
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         log_level=settings.log_level.lower(),
