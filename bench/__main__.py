@@ -100,7 +100,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "load": lambda: http_rows.load(port, sink, workdir),
             "soak": lambda: http_rows.soak(port, sink, workdir, args.soak or 10.0),
         }
+        # Django is measured again right before each row it is compared with, and each
+        # ratio uses that neighbour: the machine's speed drifts over a run (Django alone
+        # read 308 to 505 resets/s in runs of one afternoon), and a ratio of two figures
+        # taken seconds apart holds far better than one of figures minutes apart.
+        pairs: dict[str, Any] = {}
+        results["django_beside"] = pairs
         for name in rows:
+            if name in ("inproc", "http") and "django" in rows and not (name == "http" and http_missing):
+                peer_dir = workdir / f"django-beside-{name}"  # its own users database
+                peer_dir.mkdir(exist_ok=True)
+                try:
+                    beside = await django_row.row(port, sink, max(n["django"] // 2, 50), peer_dir)
+                    pairs[name] = {k: beside[k] for k in ("per_s", "p50_ms", "p99_ms", "n")}
+                except Exception as exc:
+                    results["errors"][f"django beside {name}"] = f"{type(exc).__name__}: {exc}"
             if name in ("http", "load", "soak") and http_missing:
                 results[name] = {"skipped": http_missing}
                 print(f"[bench] {name}: skipped ({http_missing})", file=sys.stderr)

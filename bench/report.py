@@ -21,11 +21,15 @@ def _get(results: dict[str, Any], *path: str) -> Any:
     return cur
 
 
+ROW_NUMBER = {"inproc": "2", "http": "4"}
+
+
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    """Ours / Django, each against the Django run measured just before our row (see
+    `django_beside`), or the Django row when there is none."""
     django = _get(results, "django", "per_s")
+    beside = results.get("django_beside") or {}
     out: dict[str, Any] = {}
-    if not django:
-        return out
     for name, path in (
         ("inproc_sequential", ("inproc", "sequential", "per_s")),
         ("inproc_concurrency_8", ("inproc", "concurrency_8", "per_s")),
@@ -34,8 +38,9 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         ("http_concurrency_32", ("http", "concurrency_32", "per_s")),
     ):
         ours = _get(results, *path)
-        if ours:
-            out[f"{name}_vs_django"] = round(ours / django, 2)
+        peer = (beside.get(path[0]) or {}).get("per_s") or django
+        if ours and peer:
+            out[f"{name}_vs_django"] = round(ours / peer, 2)
     return out
 
 
@@ -99,6 +104,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     dj = results.get("django")
     if isinstance(dj, dict):
         lat("5 Django 5.2", "PasswordResetForm.save()", dj, f"Django {dj.get('django_version')}")
+    for name, b in (results.get("django_beside") or {}).items():
+        what = f"just before row {ROW_NUMBER.get(name, name)}"
+        note = f"n={b.get('n')}; its row's ratios use it"
+        p50, p99 = _fmt(b.get("p50_ms")), _fmt(b.get("p99_ms"))
+        out.append(("5 Django 5.2", what, _fmt(b.get("per_s")), p50, "-", p99, note))
     for g in (results.get("growth") or {}).values():
         if isinstance(g, dict):
             out.append(("6 growth", f"{g['stored']:,} stored: request", "-", _fmt(g.get("request_p50_ms")), "-",

@@ -88,3 +88,17 @@ async def test_bench_http_row_and_the_sdk_client_agree(tmp_path: Path) -> None:
             assert vc["errors"] == 0 and vc["n"] == 3 and vc["notices_delivered"], vc
         assert server.outbox_counts() == {"sent": 6 + 2 + 3 + 3}
         assert (await sink.stats())["duplicates"] == 0
+
+
+def test_each_ratio_uses_the_django_run_just_before_its_row() -> None:
+    results = {
+        "inproc": {"sequential": {"per_s": 600.0}, "concurrency_8": {"per_s": 900.0}},
+        "http": {"concurrency_32": {"per_s": 450.0, "all_delivered": True}},
+        "django": {"per_s": 500.0},
+        "django_beside": {"inproc": {"per_s": 300.0}},  # none beside http: the Django row serves
+    }
+    r = report.ratios(results)
+    assert r["inproc_sequential_vs_django"] == 2.0 and r["inproc_concurrency_8_vs_django"] == 3.0
+    assert r["http_concurrency_32_vs_django"] == 0.9
+    results["ratios"] = r
+    assert report.targets(results)["inproc >= 3x Django"] == {"value": 3.0, "met": True}
