@@ -13,14 +13,16 @@ import pytest
 from reset_mcp.cli_admin import run_admin
 from reset_mcp.config import Settings
 from reset_mcp.housekeeping import purge
-from reset_mcp.store import open_store
+from reset_mcp.store import Store, open_store
 from reset_mcp.store.records import ContactEvent, TokenRecord
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2030, 5, 17, 12, 0, 0, tzinfo=UTC)
 
 
-async def fill(url: str, n: int) -> None:
+async def filled(tmp_path: Path, n: int) -> Store:
+    """A store holding n 40-day-old tokens and events, and one event from NOW."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
     store = await open_store(url)
     async with store.transaction() as tx:
         for i in range(n):
@@ -29,13 +31,11 @@ async def fill(url: str, n: int) -> None:
             await tx.insert_token(TokenRecord(f"h{i}", f"req_{i}", f"u{i}", f"u{i}@example.com", "k", at, at))
         recent = ContactEvent(email="new@example.com", event_type="reset_requested", created_at=NOW)
         await tx.insert_event(recent)
-    await store.aclose()
+    return store
 
 
 async def test_purge_goes_in_batches_and_totals_them(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    await fill(url, 25)
-    store = await open_store(url)
+    store = await filled(tmp_path, 25)
     statements: list[str] = []
     store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
     totals = await purge(store, NOW - timedelta(days=30), batch=10)
@@ -47,9 +47,7 @@ async def test_purge_goes_in_batches_and_totals_them(tmp_path: Path) -> None:
 
 
 async def test_writers_get_in_between_batches(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    await fill(url, 400)
-    store = await open_store(url)
+    store = await filled(tmp_path, 400)
     finished: list[float] = []
 
     async def writer() -> None:
