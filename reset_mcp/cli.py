@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     prev.add_argument("--locale", default=None)
     prev.add_argument("--out", default=None, help="write FILE.html and FILE.txt (default: print)")
 
-    purge = sub.add_parser("purge", help="delete expired tokens, old events and finished outbox rows")
-    purge.add_argument("--days", type=int, default=30)
+    purge = sub.add_parser("purge", help="delete what ended long ago: tokens, events, outbox rows, requests")
+    purge.add_argument("--days", type=int, default=None, help="default: RESET_MCP_RETENTION_DAYS, or 90")
     return p
 
 

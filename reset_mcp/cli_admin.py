@@ -152,12 +152,12 @@ def _migrate(settings: Settings) -> int:
 
 
 async def _purge(app: App, args: argparse.Namespace) -> int:
-    if args.days < 1:
+    days = args.days if args.days is not None else (app.settings.retention_days or 90)
+    if days < 1:
         print("reset-mcp: --days must be at least 1", file=sys.stderr)
         return 2
-    before = app.clock.now() - timedelta(days=args.days)
-    counts = await purge(app.store, before)
-    print(", ".join(f"{n} {table}" for table, n in counts.items()) + f" deleted (older than {args.days} days)")
+    counts = await purge(app.store, app.clock.now() - timedelta(days=days))
+    print(", ".join(f"{n} {table}" for table, n in counts.items()) + f" deleted (older than {days} days)")
     return 0
 
 

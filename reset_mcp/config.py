@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     delivery_backoff_max_seconds: float = Field(900.0, gt=0)
     delivery_lease_seconds: float = Field(60.0, gt=0)
     worker_poll_seconds: float = Field(1.0, gt=0, le=60, description="How often the worker looks for due rows.")
+    retention_days: int = Field(
+        90,
+        ge=0,
+        le=3650,
+        description="The worker purges what ended more than this many days ago, every 6 hours; 0 turns it off. "
+        "Abuse detection compares a request with 90 days of history.",
+    )
 
     oversight_mode: OversightMode = "autonomous"
     oversight_email: str | None = None

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
 from reset_mcp.cli_admin import run_admin
+from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
-from reset_mcp.housekeeping import purge
+from reset_mcp.housekeeping import purge, retention_loop
 from reset_mcp.store import Store, open_store
 from reset_mcp.store.records import ContactEvent, TokenRecord
 
@@ -80,6 +82,42 @@ async def test_purge_refuses_a_batch_below_one(tmp_path: Path) -> None:
     await store.aclose()
 
 
+async def test_the_retention_loop_purges_on_its_schedule(tmp_path: Path) -> None:
+    store = await filled(tmp_path, 30)
+    clock = FakeClock(NOW)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(retention_loop, store, clock, 30, every=0.05, first_after=0.01))
+        with anyio.fail_after(5):
+            while True:  # the first pass after `first_after`
+                async with store.reading() as tx:
+                    if await tx.count_events("reset_requested", NOW - timedelta(days=400)) == 1:
+                        break
+                await anyio.sleep(0.01)
+        async with store.transaction() as tx:  # an old event arrives later: a later pass takes it
+            old = NOW - timedelta(days=31)
+            await tx.insert_event(ContactEvent(email="late@example.com", event_type="reset_requested", created_at=old))
+        with anyio.fail_after(5):
+            while True:
+                async with store.reading() as tx:
+                    if await tx.count_events("reset_requested", NOW - timedelta(days=400)) == 1:
+                        break
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
+    async with store.reading() as tx:  # what is within the retention stays
+        assert await tx.count_events("reset_requested", NOW - timedelta(days=1), email="new@example.com") == 1
+    await store.aclose()
+
+
+def test_retention_days_is_checked_at_start() -> None:
+    from reset_mcp.config import load_settings
+    from reset_mcp.errors import ConfigError
+
+    assert load_settings(retention_days=0).retention_days == 0  # off
+    assert load_settings().retention_days == 90  # abuse detection looks 90 days back
+    with pytest.raises(ConfigError, match="RESET_MCP_RETENTION_DAYS"):
+        load_settings(retention_days=-1)
+
+
 def test_cli_purge_reports_counts_and_refuses_bad_days(
     settings_factory: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,3 +127,5 @@ def test_cli_purge_reports_counts_and_refuses_bad_days(
     assert run_admin(settings, argparse.Namespace(command="purge", days=30)) == 0
     out = capsys.readouterr().out
     assert "0 tokens, 0 events, 0 outbox, 0 approvals, 0 sends deleted (older than 30 days)" in out
+    assert run_admin(settings, argparse.Namespace(command="purge", days=None)) == 0  # the setting's
+    assert "(older than 90 days)" in capsys.readouterr().out

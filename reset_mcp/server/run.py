@@ -11,6 +11,7 @@ import anyio
 
 from reset_mcp.app import App, build_app
 from reset_mcp.config import Settings
+from reset_mcp.housekeeping import retention_loop
 
 log = logging.getLogger("reset_mcp")
 
@@ -38,6 +39,8 @@ async def app_with_worker(settings: Settings) -> AsyncIterator[App]:
                 worker_done.set()
 
         tg.start_soon(worker)
+        if settings.retention_days:
+            tg.start_soon(retention_loop, app.store, app.clock, settings.retention_days)
         try:
             yield app
         finally:
