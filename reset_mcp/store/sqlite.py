@@ -181,17 +181,16 @@ class SqliteStore:
                 # A read (an API key check, a status query): nothing to share a commit
                 # for, so it ends at once, and no one has joined yet.
                 self._commit(group)
-        # Shielded: the other members wait on this commit, and a member's work is in it
-        # whatever happens to the member's own task meanwhile.
-        with anyio.CancelScope(shield=True):
-            if group.done.is_set():
-                pass
-            elif leader:
-                await anyio.lowlevel.checkpoint()  # the ready tasks run their bodies into this group
-                async with self._lock:
-                    self._commit(group)
-            else:
-                await group.done.wait()
+        if not group.done.is_set():
+            # Shielded: the other members wait on this commit, and a member's work is in
+            # it whatever happens to the member's own task meanwhile.
+            with anyio.CancelScope(shield=True):
+                if leader:
+                    await anyio.lowlevel.checkpoint()  # the ready tasks run their bodies into this group
+                    async with self._lock:
+                        self._commit(group)
+                else:
+                    await group.done.wait()
         if failure is not None:
             if isinstance(failure, sqlite3.Error):
                 raise StoreError(f"database error: {failure}") from failure
