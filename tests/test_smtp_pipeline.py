@@ -254,6 +254,18 @@ async def test_an_idle_connection_the_server_closed_is_replaced_once(backend_for
     assert server.connections == 2 and len(server.messages) == 2
 
 
+async def test_an_idle_link_the_server_spoke_on_is_not_reused(backend_for: Any) -> None:
+    # A "421 closing" between transactions must not be read as the next MAIL's reply.
+    async with ScriptedServer(accept_all) as server:
+        backend = backend_for(server)
+        await backend.send(make_email(0))
+        channel = backend._idle[0]
+        channel.data_received(b"421 4.4.2 idle too long, closing\r\n")
+        assert not channel.usable
+        await backend.send(make_email(1))
+    assert server.connections == 2 and len(server.messages) == 2
+
+
 async def test_a_server_that_stops_answering_mid_transaction_times_out(backend_for: Any) -> None:
     def script(line: str, server: ScriptedServer) -> bytes | None:
         return b"" if line.startswith("RCPT") else accept_all(line, server)  # RCPT: silence

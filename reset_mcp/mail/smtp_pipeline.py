@@ -93,7 +93,10 @@ class PipelinedChannel(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
-        return self._lost is None and not self._broken and not self._transport.is_closing()
+        # Anything the server said between transactions (a "421 closing" on an idle link,
+        # say) would be taken for the next MAIL's reply: such a link is not reused.
+        idle_chatter = bool(self._replies or self._buf)
+        return self._lost is None and not self._broken and not idle_chatter and not self._transport.is_closing()
 
     # asyncio.Protocol ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
