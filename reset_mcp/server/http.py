@@ -114,10 +114,13 @@ def build_http_app(
     *,
     app_factory: Callable[[], AbstractAsyncContextManager[App]] | None = None,
     transport: Transport = "streamable-http",
+    freeze_heap: bool = False,
 ) -> Starlette:
-    """The whole HTTP server as one ASGI app; raises ConfigError for an unsafe public bind."""
+    """The whole HTTP server as one ASGI app; raises ConfigError for an unsafe public bind.
+
+    `freeze_heap`: see `app_with_worker`; `serve` sets it, as it owns the process."""
     security = transport_security(settings)
-    factory = app_factory or (lambda: app_with_worker(settings))
+    factory = app_factory or (lambda: app_with_worker(settings, freeze_heap=freeze_heap))
     holder, metrics = AppHolder(), Metrics()
     admin = AdminSite(holder, base_url=base_url(settings), loopback=is_loopback(settings.http_host))
 
@@ -198,7 +201,7 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     transport: Transport = "sse" if getattr(args, "transport", "") == "sse" else "streamable-http"
     try:
-        asgi = build_http_app(settings, transport=transport)
+        asgi = build_http_app(settings, transport=transport, freeze_heap=True)
         keys = anyio.run(count_active_keys, settings)
     except ConfigError as exc:
         print(f"reset-mcp: {exc}", file=sys.stderr)
