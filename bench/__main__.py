@@ -102,7 +102,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         # Django is measured again right before each row it is compared with, and each
         # ratio uses that neighbour: the machine's speed drifts over a run (Django alone
-        # read 308 to 567 resets/s in the runs of one session), and a ratio of two figures
+        # read 308 to 612 resets/s in the runs of one session), and a ratio of two figures
         # taken seconds apart holds far better than one of figures minutes apart.
         pairs: dict[str, Any] = {}
         results["django_beside"] = pairs
