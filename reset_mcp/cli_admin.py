@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from reset_mcp.abuse import HISTORY_DAYS
 from reset_mcp.app import App, build_app
 from reset_mcp.audit import verify_chain
 from reset_mcp.config import Settings
@@ -152,7 +153,8 @@ def _migrate(settings: Settings) -> int:
 
 
 async def _purge(app: App, args: argparse.Namespace) -> int:
-    days = args.days if args.days is not None else (app.settings.retention_days or 90)
+    # Default: the server's retention, or (retention off) the history abuse detection reads.
+    days = args.days if args.days is not None else (app.settings.retention_days or HISTORY_DAYS)
     if days < 1:
         print("reset-mcp: --days must be at least 1", file=sys.stderr)
         return 2
