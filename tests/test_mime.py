@@ -1,0 +1,150 @@
+"""mime.to_bytes: each body as 7bit where RFC 2045 allows it, else quoted-printable.
+
+Whatever the encoding, a mail reader must get back the body the composer rendered (the
+HTML up to character references, which a reader decodes to the same characters).
+"""
+
+from __future__ import annotations
+
+import email
+import html as html_lib
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from reset_mcp.compose.composer import Composer
+from reset_mcp.compose.i18n import SUPPORTED_LOCALES
+from reset_mcp.compose.models import Branding
+from reset_mcp.compose.samples import samples
+from reset_mcp.mail import OutgoingEmail, mime
+from reset_mcp.mail.mime import to_bytes
+
+
+def make(text: str = "Hello\n", html: str = "<p>Hello</p>", **over: Any) -> OutgoingEmail:
+    fields: dict[str, Any] = {
+        "message_id": "<msg_1@acme.test>",
+        "idempotency_key": "msg_1",
+        "kind": "password_reset",
+        "from_address": "auth@acme.test",
+        "from_name": "Acme",
+        "to": "bob@example.com",
+        "subject": "Reset your Acme password",
+        "text": text,
+        "html": html,
+        "date": datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+    }
+    return OutgoingEmail(**(fields | over))
+
+
+def parts(raw: bytes) -> dict[str, tuple[str, str]]:
+    """content subtype -> (Content-Transfer-Encoding, decoded body with LF line ends)."""
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage) and msg.get_content_type() == "multipart/alternative"
+    out = {}
+    for part in msg.iter_parts():
+        assert isinstance(part, EmailMessage)
+        out[part.get_content_subtype()] = (part["Content-Transfer-Encoding"], part.get_content().replace("\r\n", "\n"))
+    return out
+
+
+def assert_wire_clean(raw: bytes) -> None:
+    raw.decode("ascii")  # the whole message is 7-bit
+    assert b"\x00" not in raw
+    lines = raw.split(b"\r\n")
+    assert all(b"\r" not in line and b"\n" not in line for line in lines)  # CRLF only
+    assert max(len(line) for line in lines) <= 998
+
+
+COMPOSER = Composer(Branding(product_name="Acme", support_email="help@acme.test"))
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("kind", sorted(samples()))
+def test_every_rendered_email_round_trips(kind: str, locale: str) -> None:
+    rendered = COMPOSER.render(kind, samples()[kind], locale=locale)
+    raw = to_bytes(make(rendered.text, rendered.html, subject=rendered.subject))
+    assert_wire_clean(raw)
+    got = parts(raw)
+    assert got["plain"][1] == rendered.text
+    assert html_lib.unescape(got["html"][1]) == html_lib.unescape(rendered.html)
+    # The HTML is 7bit in every locale (its non-ASCII become references); the text only
+    # where it is ASCII.
+    assert got["html"][0] == "7bit"
+    assert got["plain"][0] == ("7bit" if rendered.text.isascii() else "quoted-printable")
+    assert email.message_from_bytes(raw, policy=policy.default)["Subject"] == rendered.subject
+
+
+def test_an_english_reset_is_readable_as_is() -> None:
+    rendered = COMPOSER.password_reset(samples()["password_reset"])  # type: ignore[arg-type]
+    raw = to_bytes(make(rendered.text, rendered.html))
+    assert rendered.text.isascii()
+    assert rendered.text.replace("\n", "\r\n").encode() in raw  # no encoding at all
+    assert b"=3D" not in raw and b"=\r\n" not in raw  # no quoted-printable anywhere
+    # The preheader's invisible padding and the middle dot become references, not bytes.
+    assert not rendered.html.isascii()
+    assert "&#8204;" in raw.decode("ascii")
+
+
+def test_non_ascii_html_becomes_character_references() -> None:
+    got = parts(to_bytes(make(html="<p>Grüße · “quoted” 😀</p>")))
+    assert got["html"] == ("7bit", "<p>Gr&#252;&#223;e &#183; &#8220;quoted&#8221; &#128512;</p>")
+    assert html_lib.unescape(got["html"][1]) == "<p>Grüße · “quoted” 😀</p>"
+
+
+@pytest.mark.parametrize("element", ["style", "STYLE", "script"])
+def test_non_ascii_inside_style_or_script_keeps_quoted_printable(element: str) -> None:
+    # There a reference would be read literally: the body must arrive byte for byte.
+    body = f'<{element} type="text/css">p::before {{ content: "→" }}</{element}><p>Grüße</p>'
+    assert parts(to_bytes(make(html=body)))["html"] == ("quoted-printable", body)
+    # ASCII in the style and non-ASCII outside it: references are safe.
+    other = f"<{element}>p {{ color: red }}</{element}><p>Grüße</p>"
+    assert parts(to_bytes(make(html=other)))["html"][0] == "7bit"
+
+
+def test_line_length_limit_is_998_octets() -> None:
+    at_limit, over = "a" * 998, "a" * 999
+    assert parts(to_bytes(make(text=at_limit + "\n")))["plain"] == ("7bit", at_limit + "\n")
+    raw = to_bytes(make(text=over + "\n"))
+    assert parts(raw)["plain"] == ("quoted-printable", over + "\n")
+    assert_wire_clean(raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "From here on\n",  # an mbox would write ">From"
+        "Hello\nFrom here on\n",
+        "nul\x00byte\n",
+        "caf\u00e9\n",  # non-ASCII plain text
+    ],
+)
+def test_text_that_7bit_cannot_carry_is_quoted_printable(text: str) -> None:
+    raw = to_bytes(make(text=text))
+    assert_wire_clean(raw)
+    cte, body = parts(raw)["plain"]
+    assert cte == "quoted-printable"
+    assert body == text
+
+
+@pytest.mark.parametrize("text", ["one\r\ntwo\r\n", "one\rtwo\r", "one\ntwo\n"])
+def test_every_line_end_goes_out_as_crlf(text: str) -> None:
+    # A bare CR or LF on the wire is what SMTP smuggling is made of.
+    for encoded in (text, text.replace("one", "oné")):  # 7bit and quoted-printable
+        raw = to_bytes(make(text=encoded, html=encoded.replace("one", "<p>one</p>")))
+        assert_wire_clean(raw)
+        got = parts(raw)
+        assert got["plain"][1] == encoded.replace("\r\n", "\n").replace("\r", "\n")
+        assert html_lib.unescape(got["html"][1]) == got["plain"][1].replace("one", "<p>one</p>")
+
+
+def test_the_boundary_never_occurs_in_a_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = "ab" * 16
+    draws = iter([taken, "cd" * 16])
+    monkeypatch.setattr(mime.secrets, "token_hex", lambda n: next(draws))
+    raw = to_bytes(make(text=f"--=_{taken}\n"))  # a body holding the first draw
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg.get_boundary() == "=_" + "cd" * 16
+    assert parts(raw)["plain"][1] == f"--=_{taken}\n"
