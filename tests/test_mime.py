@@ -15,12 +15,16 @@ from typing import Any
 
 import pytest
 
+from reset_mcp.app import App
 from reset_mcp.compose.composer import Composer
 from reset_mcp.compose.i18n import SUPPORTED_LOCALES
 from reset_mcp.compose.models import Branding
 from reset_mcp.compose.samples import samples
 from reset_mcp.mail import OutgoingEmail, mime
+from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.mail.mime import to_bytes
+from reset_mcp.service import ResetInput
+from tests.conftest import CHROME_UA, token_from
 
 
 def make(text: str = "Hello\n", html: str = "<p>Hello</p>", **over: Any) -> OutgoingEmail:
@@ -148,3 +152,27 @@ def test_the_boundary_never_occurs_in_a_body(monkeypatch: pytest.MonkeyPatch) ->
     msg = email.message_from_bytes(raw, policy=policy.default)
     assert msg.get_boundary() == "=_" + "cd" * 16
     assert parts(raw)["plain"][1] == f"--=_{taken}\n"
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+async def test_a_real_reset_email_goes_out_7bit(app: App, backend: MemoryBackend, locale: str) -> None:
+    # A real token makes the link ~330 characters, twice on the copy-link line: the
+    # template breaks its lines where no whitespace renders, so no line nears 998.
+    name = "Ada " + "Lovelace-Byron " * 10  # a long name, on the greeting's line
+    await app.service.request_password_reset(
+        ResetInput(
+            email="alice@example.com",
+            user_id="u-1",
+            ip="198.51.100.7",
+            user_agent=CHROME_UA,
+            name=name,
+            locale=locale,
+        )
+    )
+    [sent] = backend.sent
+    raw = to_bytes(sent)
+    assert_wire_clean(raw)
+    got = parts(raw)
+    assert got["html"][0] == "7bit"
+    assert token_from(sent) in got["html"][1] and token_from(sent) in got["plain"][1]
+    assert html_lib.unescape(got["html"][1]) == html_lib.unescape(sent.html.replace("\r\n", "\n"))
