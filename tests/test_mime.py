@@ -131,6 +131,7 @@ def test_text_that_7bit_cannot_carry_is_quoted_printable(text: str) -> None:
     cte, body = parts(raw)["plain"]
     assert cte == "quoted-printable"
     assert body == text
+    assert not raw.startswith(b"From ") and b"\nFrom " not in raw  # nothing for an mbox to mangle
 
 
 @pytest.mark.parametrize("text", ["one\r\ntwo\r\n", "one\rtwo\r", "one\ntwo\n"])

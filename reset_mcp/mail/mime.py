@@ -14,9 +14,10 @@ for a middle dot), which a browser or mail client reads as the same character, e
 inside `<style>` and `<script>`, whose text is not decoded: there a non-ASCII
 character keeps the body quoted-printable. 7bit costs nothing to produce and is the
 easiest form to read in a raw .eml; quoted-printable of a reset's 7 kB of HTML cost
-about 90 us, a tenth of a reset's CPU. A line starting "From " stays quoted-printable
-too, so an mbox on the way cannot turn it into ">From ". The boundary is chosen after
-the bodies are final and is checked not to occur in them.
+about 90 us, a tenth of a reset's CPU. A line starting "From " is sent
+quoted-printable with its F written "=46", so an mbox on the way cannot turn it into
+">From ". The boundary is chosen after the bodies are final and is checked not to
+occur in them.
 
 A header value with CR, LF or NUL is refused here, whatever the composer did, so no
 caller-controlled text can add a header; names must be plain header tokens.
@@ -106,7 +107,11 @@ def _encode(subtype: str, body: str) -> tuple[str, bytes]:
         lines = data.split(b"\n")
         if max(map(len, lines)) <= _MAX_LINE and not _needs_qp(data):
             return "7bit", b"\r\n".join(lines)
-    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    encoded = binascii.b2a_qp(body.encode("utf-8"), istext=True)
+    # b2a_qp leaves "From " alone; "=46" is the same F to a reader and nothing to an mbox.
+    if encoded.startswith(b"From "):
+        encoded = b"=46" + encoded[1:]
+    encoded = encoded.replace(b"\nFrom ", b"\n=46rom ").replace(b"\n", b"\r\n")
     return "quoted-printable", encoded
 
 
