@@ -130,6 +130,7 @@ class ApprovalDesk:
             send = await tx.get_send(approval.send_id)
             assert send is not None
             if status == "approved":
+                await tx.update_send(send.id, "queued", None, now)
                 rows.append((await d.releaser.release(tx, send, now)).row)
             else:
                 await tx.update_send(send.id, "rejected", reason or "rejected by the overseer", now)

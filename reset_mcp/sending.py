@@ -62,6 +62,8 @@ class Releaser:
         )
 
     async def release(self, tx: Tx, send: SendRecord, now: datetime) -> Released:
+        """Mint (for a reset) and write the outbox row of `send`, which the caller has
+        already stored as `queued` (the gate inserts it so; an approval updates it)."""
         payload = dict(send.payload)
         not_after = None
         if send.kind == "password_reset":
@@ -93,7 +95,6 @@ class Releaser:
             not_after = expires
         row = self._row(send.id, send.kind, send.recipient, payload, now, not_after)
         await tx.insert_outbox(row)
-        await tx.update_send(send.id, "queued", None, now)
         # Counted by the policy's per-address hourly cap.
         await tx.insert_event(
             ContactEvent(

@@ -23,7 +23,7 @@ from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
 from reset_mcp.errors import ConfigError, ConflictError, PermissionDeniedError
-from reset_mcp.mail import OutgoingEmail
+from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.oversight import load_policy
 from reset_mcp.service import ResetInput
@@ -299,6 +299,26 @@ async def test_gated_reset_mints_the_token_only_at_approval_and_delivers_once(
     assert status.status == "sent" and status.approval is not None
     assert (status.approval.status, status.approval.decided_by) == ("approved", "cli:alice")
     assert [d.status for d in status.deliveries] == ["sent"]
+
+
+async def test_an_approved_send_reads_queued_while_it_is_being_delivered(
+    gated: App, backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The approval's own transaction moves the request out of pending_approval: what a
+    # status query sees while the email is on its way (or if the process stops then).
+    out = await gated.service.request_password_reset(ResetInput(**reset_args()))
+    assert out.approval_id
+    seen: list[str] = []
+    send = backend.send
+
+    async def watching_send(email: OutgoingEmail) -> DeliveryReceipt:
+        seen.append((await gated.service.approvals.send_status(out.request_id)).status)
+        return await send(email)
+
+    monkeypatch.setattr(backend, "send", watching_send)
+    decision = await gated.service.approvals.approve(out.approval_id, CLI_ALICE)
+    assert decision.delivery is not None and decision.delivery.status == "sent"
+    assert seen == ["queued"]
 
 
 async def test_rejected_approval_never_delivers(gated: App, clock: FakeClock, backend: MemoryBackend) -> None:
