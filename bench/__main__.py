@@ -92,12 +92,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "floor": lambda: floor.row(port, n["floor"]),
             "inproc": lambda: inproc.row(port, sink, n["inproc"]),
             "stdio": lambda: stdio_row.row(port, sink, n["stdio"]),
-            "http": lambda: http_rows.row4(port, sink, n["http"], workdir, n["vc"]),
+            "http": lambda: http_rows.row4(port, sink, n["http"], workdir, n["vc"], args.http_workers),
             "django": lambda: django_row.row(port, sink, n["django"], workdir / "django"),
             "growth": lambda: growth.row(
                 port, sink, [1_000, 10_000] if args.quick else [1_000, 100_000, 1_000_000], 30 if args.quick else 200
             ),
-            "load": lambda: http_rows.load(port, sink, workdir),
+            "load": lambda: http_rows.load(port, sink, workdir, workers=args.http_workers),
             "soak": lambda: http_rows.soak(port, sink, workdir, args.soak or 10.0),
         }
         # Django is measured again right before each row it is compared with, and each
@@ -154,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     p.add_argument("--quick", action="store_true", help="a short smoke run (small counts, no load or soak)")
+    p.add_argument(
+        "--http-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes of the HTTP server in rows 4 and 7 (default: one per core; the soak uses one)",
+    )
     p.add_argument("--only", metavar="ROWS", help=f"comma-separated rows: {', '.join(ROWS)} (or 1-7)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the figures (default bench/results/)")
     p.add_argument(

@@ -60,8 +60,11 @@ def rss_kb(pid: int) -> int:
 class HttpServer:
     """The real CLI entry point in a child process, with a `send`+`redeem` API key."""
 
-    def __init__(self, data_dir: Path, sink_port: int, log_path: Path, launcher: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, sink_port: int, log_path: Path, launcher: list[str] | None = None, workers: int = 1
+    ) -> None:
         self.data_dir = data_dir
+        self.workers = workers
         # How `reset_mcp serve` is started (bench.profile puts pyinstrument in front).
         self.launcher = launcher or [sys.executable, "-m", "reset_mcp"]
         self.port = free_port()
@@ -87,7 +90,8 @@ class HttpServer:
         self.key = created.stdout.strip().splitlines()[-1]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*self.launcher, "serve", "--transport", "streamable-http", "--port", str(self.port)],
+                [*self.launcher, "serve", "--transport", "streamable-http", "--port", str(self.port)]
+                + (["--workers", str(self.workers)] if self.workers > 1 else []),
                 env=self.env,
                 cwd=self.data_dir.parent,  # not the repo: with -m, cwd comes first on sys.path
                 stdout=subprocess.DEVNULL,
@@ -261,19 +265,27 @@ async def verify_consume(server: HttpServer, sink: SinkClient, n: int, concurren
     return out
 
 
-async def row4(sink_port: int, sink: SinkClient, n: int, workdir: Path, vc_n: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with HttpServer(workdir / "http-data", sink_port, workdir / "http-server.log") as server:
+async def row4(sink_port: int, sink: SinkClient, n: int, workdir: Path, vc_n: int, workers: int = 1) -> dict[str, Any]:
+    """Row 4 on `serve --workers <workers>` (one per core: how the server is run on this
+    machine), then concurrency 32 again on a single worker process, for comparison."""
+    out: dict[str, Any] = {"workers": workers}
+    with HttpServer(workdir / "http-data", sink_port, workdir / "http-server.log", workers=workers) as server:
         await drive(server, "http-warm", 50, 4)
         for c in (1, 8, 32):
             out[f"concurrency_{c}"] = await measured(server, sink, f"http-c{c}", n, c)
         out["verify_consume"] = await verify_consume(server, sink, vc_n, 8)
         out["server_rss_mb"] = round(rss_kb(server.pid) / 1024, 1)
+    if workers > 1:
+        with HttpServer(workdir / "http1-data", sink_port, workdir / "http1-server.log") as single:
+            await drive(single, "http1-warm", 50, 4)
+            out["one_worker_concurrency_32"] = await measured(single, sink, "http1-c32", n, 32)
     return out
 
 
-async def load(sink_port: int, sink: SinkClient, workdir: Path, n: int = 5000, concurrency: int = 50) -> dict[str, Any]:
-    server = HttpServer(workdir / "load-data", sink_port, workdir / "load-server.log")
+async def load(
+    sink_port: int, sink: SinkClient, workdir: Path, n: int = 5000, concurrency: int = 50, workers: int = 1
+) -> dict[str, Any]:
+    server = HttpServer(workdir / "load-data", sink_port, workdir / "load-server.log", workers=workers)
     with server:
         base = await sink.count()
         stats_before = await sink.stats()
@@ -282,6 +294,7 @@ async def load(sink_port: int, sink: SinkClient, workdir: Path, n: int = 5000, c
         stats_after = await sink.stats()
     per_rcpt = Counter(records.rcpts)
     result |= {
+        "workers": workers,
         "requests": n,
         "messages_at_sink": len(records.ids),
         "unique_message_ids": len(set(records.ids)),

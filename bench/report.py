@@ -36,6 +36,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         ("http_concurrency_1", ("http", "concurrency_1", "per_s")),
         ("http_concurrency_8", ("http", "concurrency_8", "per_s")),
         ("http_concurrency_32", ("http", "concurrency_32", "per_s")),
+        ("http_one_worker_concurrency_32", ("http", "one_worker_concurrency_32", "per_s")),
     ):
         ours = _get(results, *path)
         peer = (beside.get(path[0]) or {}).get("per_s") or django
@@ -96,8 +97,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     lat("2 in-process", "sequential", _get(results, "inproc", "sequential"))
     lat("2 in-process", "concurrency 8", _get(results, "inproc", "concurrency_8"))
     lat("3 stdio", "SDK client, sequential", results.get("stdio"))
+    workers = _get(results, "http", "workers") or 1
+    procs = f", {workers} workers" if workers > 1 else ""
     for c in (1, 8, 32):
-        lat("4 HTTP", f"concurrency {c}", _get(results, "http", f"concurrency_{c}"))
+        lat("4 HTTP", f"concurrency {c}{procs}", _get(results, "http", f"concurrency_{c}"))
+    lat("4 HTTP", "concurrency 32, one worker", _get(results, "http", "one_worker_concurrency_32"))
     vc = _get(results, "http", "verify_consume")
     if isinstance(vc, dict):
         lat("4 HTTP", "verify + consume (pairs)", vc, f"c={vc.get('concurrency')}")
@@ -123,7 +127,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                         _fmt(g.get("consume_p99_ms")), purge))  # fmt: skip
     ld = results.get("load")
     if isinstance(ld, dict) and "n" in ld:
-        lat("7 load", "HTTP, 5,000 @ c50", ld, f"exactly once: {ld.get('exactly_once')}")
+        procs = f", {ld['workers']} workers" if ld.get("workers", 1) > 1 else ""
+        lat("7 load", f"HTTP, 5,000 @ c50{procs}", ld, f"exactly once: {ld.get('exactly_once')}")
     sk = results.get("soak")
     if isinstance(sk, dict) and "minutes" in sk:
         rss = (f"RSS {sk.get('rss_first_mb')} -> {sk.get('rss_last_mb')} MB (max {sk.get('rss_max_mb')}), "
@@ -170,6 +175,7 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
         "HTTP c=1": _get(results, "http", "concurrency_1", "latencies_ms"),
         "HTTP c=8": _get(results, "http", "concurrency_8", "latencies_ms"),
         "HTTP c=32": _get(results, "http", "concurrency_32", "latencies_ms"),
+        "HTTP c=32, one worker": _get(results, "http", "one_worker_concurrency_32", "latencies_ms"),
         "Django save(), sequential": _get(results, "django", "latencies_ms"),
     }
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)

@@ -25,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="HTTP bind address (default RESET_MCP_HTTP_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default RESET_MCP_HTTP_PORT, 8765)")
     serve.add_argument("--stateless", action="store_true", help="stateless streamable HTTP (load balancers)")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        help="streamable HTTP worker processes on one port, sharing the database (default RESET_MCP_HTTP_WORKERS, 1)",
+    )
 
     sub.add_parser("doctor", help="show the effective configuration and what is wrong")
     sub.add_parser("migrate", help="apply database migrations")
@@ -80,6 +86,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _worker_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 64, got {count}")
+    return count
+
+
+def configure_logging(level: str, *, worker: bool = False) -> None:
+    """Logs to stderr, one format for every command (and each HTTP worker process)."""
+    who = " worker %(process)d" if worker else ""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level),
+        format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from reset_mcp.config import load_settings
@@ -91,11 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "doctor":
             return 2
         settings = None
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, settings.log_level if settings else "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level if settings else "INFO")
     try:
         if args.command == "doctor":
             from reset_mcp.doctor import run_doctor

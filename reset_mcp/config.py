@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     allowed_hosts: str | None = Field(None, description="Comma-separated Host values for a public bind.")
     allowed_origins: str | None = Field(None, description="Comma-separated Origins for a public bind.")
     stateless_http: bool = False
+    http_workers: int = Field(
+        1, ge=1, le=64, description="Worker processes serving HTTP on one port (more than one implies stateless)."
+    )
     public_url: str | None = Field(None, description="Base URL of this server, for links to /admin.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -90,6 +90,20 @@ async def test_bench_http_row_and_the_sdk_client_agree(tmp_path: Path) -> None:
         assert (await sink.stats())["duplicates"] == 0
 
 
+@pytest.mark.skipif(http_rows.http_available() is not None, reason="the HTTP transport is not there yet")
+async def test_bench_http_row_on_two_workers_then_one(tmp_path: Path) -> None:
+    with SinkProcess() as sink_proc:
+        sink = sink_proc.client()
+        row = await http_rows.row4(sink_proc.port, sink, 6, tmp_path, 2, workers=2)
+        assert row["workers"] == 2
+        for name in ("concurrency_1", "concurrency_8", "concurrency_32", "one_worker_concurrency_32"):
+            assert row[name]["all_delivered"] and row[name]["errors"] == 0 and row[name]["n"] == 6, (name, row[name])
+        assert row["verify_consume"]["errors"] == 0
+        assert (await sink.stats())["duplicates"] == 0
+    table = report.table({"http": row})
+    assert "concurrency 32, 2 workers" in table and "concurrency 32, one worker" in table
+
+
 def test_each_ratio_uses_the_django_run_just_before_its_row() -> None:
     results = {
         "inproc": {"sequential": {"per_s": 600.0}, "concurrency_8": {"per_s": 900.0}},

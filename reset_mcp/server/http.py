@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -198,8 +199,23 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
         overrides["http_port"] = args.port
     if getattr(args, "stateless", False):
         overrides["stateless_http"] = True
+    if getattr(args, "workers", None) is not None:
+        overrides["http_workers"] = args.workers
     settings = settings.model_copy(update=overrides)
     transport: Transport = "sse" if getattr(args, "transport", "") == "sse" else "streamable-http"
+    if settings.http_workers > 1:
+        if transport == "sse":
+            print(
+                "reset-mcp: --workers needs --transport streamable-http: an SSE session lives in the "
+                "process that opened it, and its messages could reach another worker",
+                file=sys.stderr,
+            )
+            return 2
+        if not settings.stateless_http:
+            # A handshake-era MCP session lives in one process; the next request of the
+            # session could reach another worker. Modern-era clients have no sessions.
+            log.info("%d workers: streamable HTTP runs stateless", settings.http_workers)
+            settings = settings.model_copy(update={"stateless_http": True})
     try:
         asgi = build_http_app(settings, transport=transport, freeze_heap=True)
         keys = anyio.run(count_active_keys, settings)
@@ -214,19 +230,69 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
         log.warning("no active API keys: every MCP and REST request will be refused (401); %s", hint)
     if settings.stateless_http and transport == "sse":
         log.warning("--stateless applies to streamable HTTP only; SSE keeps a session per connection")
-    config = uvicorn.Config(
-        asgi,
-        host=settings.http_host,
-        port=settings.http_port,
-        loop="auto",  # uvloop where installed (a dependency except on Windows)
-        http="auto",  # httptools where installed (a dependency), else h11
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's records go through our logging: stderr, our format
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
-    log.info("reset-mcp %s on %s%s", transport, base_url(settings), "/sse" if transport == "sse" else "/mcp")
+    options: dict[str, Any] = {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "loop": "auto",  # uvloop where installed (a dependency except on Windows)
+        "http": "auto",  # httptools where installed (a dependency), else h11
+        "lifespan": "on",
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # uvicorn's records go through our logging: stderr, our format
+        "server_header": False,
+    }
+    where = f"{base_url(settings)}{'/sse' if transport == 'sse' else '/mcp'}"
+    if settings.http_workers > 1:
+        return _serve_workers(settings, options, where)
+    server = uvicorn.Server(uvicorn.Config(asgi, **options))
+    log.info("reset-mcp %s on %s", transport, where)
     server.run()
     return 0 if server.started else 1
+
+
+# The settings a worker process cannot read from the environment on its own: the
+# command line's, passed down as the variables that name them.
+_WORKER_ENV = {
+    "http_host": "RESET_MCP_HTTP_HOST",
+    "http_port": "RESET_MCP_HTTP_PORT",
+    "stateless_http": "RESET_MCP_STATELESS_HTTP",
+    "http_workers": "RESET_MCP_HTTP_WORKERS",
+}
+
+
+def _serve_workers(settings: Settings, options: dict[str, Any], where: str) -> int:
+    """`serve --workers N`: uvicorn's supervisor binds the port once and starts N worker
+    processes that accept on it, restarting any that dies.
+
+    Each worker is a whole server (its own App, delivery worker and SQLite connection or
+    PostgreSQL pool) over the one database, as separate instances would be: outbox rows
+    are leased, so each email is delivered by exactly one of them. Python runs one
+    thread of bytecode at a time, so a process uses one core; N workers use N. What
+    stays per worker: /metrics counts (each scrape answers for one worker), and the
+    failed-token-check throttle (a caller gets N times the failures before the cooldown).
+    """
+    import uvicorn
+
+    from reset_mcp.app import load_or_create_secret
+
+    # Before the workers start: with no RESET_MCP_SECRET, the first start generates the
+    # key file, and N processes racing to create it could read it half-written.
+    load_or_create_secret(settings)
+    for field, variable in _WORKER_ENV.items():
+        value = getattr(settings, field)
+        os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    log.info("reset-mcp streamable-http on %s, %d worker processes", where, settings.http_workers)
+    uvicorn.run(
+        "reset_mcp.server.http:worker_app", factory=True, workers=settings.http_workers, **options
+    )  # returns when the supervisor has stopped every worker (SIGINT or SIGTERM)
+    return 0
+
+
+def worker_app() -> Starlette:
+    """The ASGI app of one `serve --workers N` process (uvicorn imports it by name)."""
+    from reset_mcp.cli import configure_logging
+    from reset_mcp.config import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, worker=True)
+    return build_http_app(settings, transport="streamable-http", freeze_heap=True)

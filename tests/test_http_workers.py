@@ -1,0 +1,185 @@
+"""`serve --workers N`: N real worker processes on one port, one SQLite file, one secret.
+
+The server runs as users run it (`python -m reset_mcp serve ...` in its own process),
+driven by the SDK's client over streamable HTTP and delivering to a real SMTP server on
+loopback (aiosmtpd).
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import policy
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from conftest import reset_args, token_from_text
+from httpserver import free_port, mcp_client
+from smtpd_sink import SmtpSink
+
+from reset_mcp.cli import main as cli_main
+from reset_mcp.config import load_settings
+from reset_mcp.errors import ConfigError
+from reset_mcp.server.http import serve_http
+
+pytestmark = pytest.mark.anyio
+ACCESS_LINE = re.compile(r"uvicorn\.access worker (\d+): .*\"POST /mcp")
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen[bytes]
+    key: str
+    data_dir: Path
+    log: Path
+
+    def workers(self) -> list[int]:
+        """The worker processes: children of the server started by multiprocessing."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (entry / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == self.proc.pid and b"spawn_main" in cmdline:
+                found.append(int(entry.name))
+        return sorted(found)
+
+
+def _env(data_dir: Path, sink_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESET_MCP_")}
+    # No RESET_MCP_SECRET: the first start generates the key file, once, for every worker.
+    env |= {
+        "RESET_MCP_DATA_DIR": str(data_dir),
+        "RESET_MCP_EMAIL_BACKEND": "smtp",
+        "RESET_MCP_SMTP_HOST": "127.0.0.1",
+        "RESET_MCP_SMTP_PORT": str(sink_port),
+        "RESET_MCP_SMTP_TLS": "none",
+        "RESET_MCP_FROM_ADDRESS": "auth@acme.test",
+        "RESET_MCP_PRODUCT_NAME": "Acme",
+        "RESET_MCP_LOG_LEVEL": "INFO",  # uvicorn's access lines name the worker that answered
+    }
+    return env
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Served, SmtpSink]]:
+    data_dir, log = tmp_path / "data", tmp_path / "server.log"
+    with SmtpSink() as sink:
+        env = _env(data_dir, sink.port)
+        cli = [sys.executable, "-m", "reset_mcp"]
+        created = subprocess.run(
+            [*cli, "keys", "create", "--scope", "send", "--scope", "redeem", "--name", "t"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        key = created.stdout.strip().splitlines()[-1]
+        port = free_port()
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [*cli, "serve", "--transport", "streamable-http", "--port", str(port), "--workers", "2"],
+                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
+            )  # fmt: skip
+        server = Served(f"http://127.0.0.1:{port}", proc, key, data_dir, log)
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.workers()) < 2 or not _healthy(server.url):
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, f"no two healthy workers in 60 s:\n{log.read_text()}"
+                time.sleep(0.1)
+            yield server, sink
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def test_two_workers_share_the_port_the_database_and_the_secret(
+    served: tuple[Served, SmtpSink], tmp_path: Path
+) -> None:
+    server, sink = served
+    workers = server.workers()
+    assert len(workers) == 2
+    n = 24
+
+    async def one(i: int) -> None:
+        # A client of each era; the handshake era works because --workers implies stateless.
+        async with mcp_client(server.url, server.key, mode="legacy" if i % 2 else "auto") as client:
+            args = reset_args(email=f"user{i}@example.com", user_id=f"u-{i}", ip=f"198.51.100.{i + 1}")
+            result = await client.call_tool("request_password_reset", args)
+            assert not result.is_error, result.content
+            assert result.structured_content["status"] == "sent"
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+
+    deadline = time.monotonic() + 30
+    while len(sink.raw) < n and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    messages = [email.message_from_bytes(raw, policy=policy.default) for raw in sink.raw]
+    assert Counter(str(m["To"]) for m in messages) == Counter(f"user{i}@example.com" for i in range(n))
+
+    # Tokens minted by either worker verify on any: one secret, one token table.
+    tokens = [token_from_text(m.get_body(("plain",)).get_content()) for m in messages]  # type: ignore[union-attr]
+    for token in tokens[:8]:
+        async with mcp_client(server.url, server.key) as client:
+            verified = await client.call_tool("verify_reset_token", {"token": token})
+            assert verified.structured_content["valid"] is True
+
+    # Both workers answered MCP requests (each connection goes to whichever accepts it).
+    answered_by = {int(m.group(1)) for m in ACCESS_LINE.finditer(server.log.read_text())}
+    assert answered_by == set(workers), server.log.read_text()[-3000:]
+    assert (server.data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
+
+    # A graceful stop takes every worker down with the supervisor, nothing left sending.
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(30) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    db = sqlite3.connect(server.data_dir / "reset-mcp.db")
+    try:
+        assert dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()) == {"sent": n}
+    finally:
+        db.close()
+    assert len(sink.raw) == n  # and none sent twice
+
+
+def test_workers_need_streamable_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = load_settings(data_dir=tmp_path, secret="s" * 40)
+    args = argparse.Namespace(transport="sse", host=None, port=0, stateless=False, workers=2)
+    assert serve_http(settings, args) == 2
+    assert "--workers needs --transport streamable-http" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_a_bad_worker_count_is_refused_before_anything_starts(
+    value: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["serve", "--transport", "streamable-http", "--workers", value])
+    assert exit_.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="RESET_MCP_HTTP_WORKERS"):
+        load_settings(data_dir=tmp_path, http_workers=0)
