@@ -25,7 +25,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from conftest import reset_args, token_from_text
+from conftest import TOKEN_RE, reset_args, token_from_text
 from httpserver import free_port, mcp_client
 from smtpd_sink import SmtpSink
 
@@ -149,6 +149,34 @@ async def test_two_workers_share_the_port_the_database_and_the_secret(
             verified = await client.call_tool("verify_reset_token", {"token": token})
             assert verified.structured_content["valid"] is True
 
+    # One token consumed through both workers at once: exactly one call wins (one
+    # conditional UPDATE under SQLite's write lock, whichever process makes it).
+    consumed: list[bool] = []
+
+    async def consume(token: str) -> None:
+        async with mcp_client(server.url, server.key) as client:
+            result = await client.call_tool("consume_reset_token", {"token": token})
+            consumed.append(bool(result.structured_content.get("consumed")))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(consume, tokens[0])
+    assert sorted(consumed) == [False] * 9 + [True]
+
+    # One account's requests through both workers at once: the hourly limit (5) holds,
+    # because each is counted and recorded inside one write transaction.
+    statuses: list[str] = []
+
+    async def limited(i: int) -> None:
+        async with mcp_client(server.url, server.key) as client:
+            args = reset_args(email="carol@example.com", user_id="u-carol", ip=f"203.0.113.{i + 1}")
+            statuses.append((await client.call_tool("request_password_reset", args)).structured_content["status"])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(limited, i)
+    assert sorted(statuses) == ["rate_limited"] * 3 + ["sent"] * 5
+
     # Both workers answered MCP requests (each connection goes to whichever accepts it).
     answered_by = {int(m.group(1)) for m in ACCESS_LINE.finditer(server.log.read_text())}
     assert answered_by == set(workers), server.log.read_text()[-3000:]
@@ -160,10 +188,16 @@ async def test_two_workers_share_the_port_the_database_and_the_secret(
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     db = sqlite3.connect(server.data_dir / "reset-mcp.db")
     try:
-        assert dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()) == {"sent": n}
+        outbox = dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
     finally:
         db.close()
-    assert len(sink.raw) == n  # and none sent twice
+    # n resets, 5 for carol, the "password changed" notice of the one consume, and
+    # whatever security alert carol's burst from eight addresses raised: all sent, once.
+    delivered = [email.message_from_bytes(raw, policy=policy.default) for raw in sink.raw]
+    ids = [str(m["Message-ID"]) for m in delivered]
+    assert outbox == {"sent": len(delivered)} and len(set(ids)) == len(ids) >= n + 5 + 1
+    to_carol = [m.get_body(("plain",)).get_content() for m in delivered if str(m["To"]) == "carol@example.com"]  # type: ignore[union-attr]
+    assert sum(1 for text in to_carol if TOKEN_RE.search(text)) == 5
 
 
 def test_workers_need_streamable_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
