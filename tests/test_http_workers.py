@@ -8,19 +8,23 @@ loopback (aiosmtpd).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -32,10 +36,13 @@ from smtpd_sink import SmtpSink
 from reset_mcp.cli import main as cli_main
 from reset_mcp.config import load_settings
 from reset_mcp.errors import ConfigError
+from reset_mcp.server import workers as workers_module
 from reset_mcp.server.http import serve_http
+from reset_mcp.server.workers import CRASH_LOOP_SECONDS, Supervisor
 
 pytestmark = pytest.mark.anyio
 ACCESS_LINE = re.compile(r"uvicorn\.access worker (\d+): .*\"POST /mcp")
+HEALTH_LINE = re.compile(r"uvicorn\.access worker (\d+): 127\.0\.0\.1:(\d+) - \"GET /healthz")
 
 
 @dataclass
@@ -45,6 +52,7 @@ class Served:
     key: str
     data_dir: Path
     log: Path
+    started: float
 
     def workers(self) -> list[int]:
         """The worker processes: children of the server started by multiprocessing."""
@@ -95,10 +103,10 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, SmtpSink]]:
                 [*cli, "serve", "--transport", "streamable-http", "--port", str(port), "--workers", "2"],
                 env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
-        server = Served(f"http://127.0.0.1:{port}", proc, key, data_dir, log)
+        server = Served(f"http://127.0.0.1:{port}", proc, key, data_dir, log, time.monotonic())
         try:
             deadline = time.monotonic() + 60
-            while len(server.workers()) < 2 or not _healthy(server.url):
+            while len(server.workers()) < 2 or listening(port) < 2 or not _healthy(server.url):
                 assert proc.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, f"no two healthy workers in 60 s:\n{log.read_text()}"
                 time.sleep(0.1)
@@ -107,6 +115,12 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, SmtpSink]]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on this TCP port (IPv4): one per worker that has started."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
 
 
 def _healthy(url: str) -> bool:
@@ -217,3 +231,94 @@ def test_a_bad_worker_count_is_refused_before_anything_starts(
     assert "--workers" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="RESET_MCP_HTTP_WORKERS"):
         load_settings(data_dir=tmp_path, http_workers=0)
+
+
+def _answered_by(log: str) -> dict[int, int]:
+    """Client port -> the worker that answered it, from uvicorn's access lines."""
+    return {int(m.group(2)): int(m.group(1)) for m in HEALTH_LINE.finditer(log)}
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(served: tuple[Served, SmtpSink]) -> None:
+    # 16 keep-alive connections opened at once. With one shared listening socket the
+    # first worker to wake accepts them all; with a socket per worker the kernel spreads
+    # them (the chance that all 16 land on one of two: 2 in 65,536).
+    server, _ = served
+    port = int(server.url.rsplit(":", 1)[1])
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+    try:
+        for conn in conns:
+            conn.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        for conn in conns:
+            assert b" 200 " in conn.recv(4096)
+        local_ports = [conn.getsockname()[1] for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+    time.sleep(0.2)  # the access lines reach the log file
+    answered = _answered_by(server.log.read_text())
+    per_worker = Counter(answered[p] for p in local_ports)
+    assert set(per_worker) == set(server.workers()), per_worker
+
+
+def test_a_worker_that_dies_is_replaced(served: tuple[Served, SmtpSink]) -> None:
+    server, _ = served
+    first = server.workers()
+    time.sleep(max(0.0, CRASH_LOOP_SECONDS + 0.5 - (time.monotonic() - server.started)))
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        now = server.workers()
+        if len(now) == 2 and first[0] not in now:
+            break
+        assert time.monotonic() < deadline, f"no replacement for {first[0]}: {now}\n{server.log.read_text()[-2000:]}"
+        time.sleep(0.1)
+    assert first[1] in now
+    # The replacement serves once it has started (it listens only then).
+    deadline = time.monotonic() + 30
+    while listening(int(server.url.rsplit(":", 1)[1])) < 2:
+        assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+        time.sleep(0.1)
+    while set(_answered_by(server.log.read_text()).values()) & set(now) != set(now):
+        assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{server.url}/healthz", timeout=2)
+    assert "exited with code -9; starting another" in server.log.read_text()
+
+
+# The supervisor alone, with stand-in workers (module-level: spawn pickles them by name).
+
+
+def _exits_at_once(host: str, port: int, options: dict[str, Any]) -> None:
+    sys.exit(3)
+
+
+def _exits_after_a_while(host: str, port: int, options: dict[str, Any]) -> None:
+    with Path(options["record"]).open("a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    time.sleep(0.6)
+    sys.exit(1)
+
+
+def test_a_worker_that_dies_right_after_starting_stops_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    supervisor = Supervisor("127.0.0.1", 0, 2, {}, target=_exits_at_once)
+    started = time.monotonic()
+    assert supervisor.run() == 1  # not a restart loop
+    assert time.monotonic() - started < CRASH_LOOP_SECONDS + 5
+
+
+def test_a_worker_that_dies_later_is_restarted_until_the_server_stops(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(workers_module, "CRASH_LOOP_SECONDS", 0.3)
+    record = tmp_path / "starts"
+    supervisor = Supervisor("127.0.0.1", 0, 1, {"record": str(record)}, target=_exits_after_a_while)
+
+    def stop_after_three_starts() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not record.exists() or len(record.read_text().split()) < 3):
+            time.sleep(0.05)
+        supervisor.stop()
+
+    threading.Thread(target=stop_after_three_starts, daemon=True).start()
+    assert supervisor.run() == 0
+    assert len(set(record.read_text().split())) >= 3  # three processes, one after another

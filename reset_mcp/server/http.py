@@ -261,8 +261,7 @@ _WORKER_ENV = {
 
 
 def _serve_workers(settings: Settings, options: dict[str, Any], where: str) -> int:
-    """`serve --workers N`: uvicorn's supervisor binds the port once and starts N worker
-    processes that accept on it, restarting any that dies.
+    """`serve --workers N` (see `workers.Supervisor`).
 
     Each worker is a whole server (its own App, delivery worker and SQLite connection or
     PostgreSQL pool) over the one database, as separate instances would be: outbox rows
@@ -271,21 +270,27 @@ def _serve_workers(settings: Settings, options: dict[str, Any], where: str) -> i
     stays per worker: /metrics counts (each scrape answers for one worker), and the
     failed-token-check throttle (a caller gets N times the failures before the cooldown).
     """
-    import uvicorn
-
     from reset_mcp.app import load_or_create_secret
+    from reset_mcp.server.workers import Supervisor, reuseport_supported
 
+    if not reuseport_supported():
+        print("reset-mcp: --workers needs SO_REUSEPORT (Linux, macOS, the BSDs)", file=sys.stderr)
+        return 2
     # Before the workers start: with no RESET_MCP_SECRET, the first start generates the
     # key file, and N processes racing to create it could read it half-written.
     load_or_create_secret(settings)
     for field, variable in _WORKER_ENV.items():
         value = getattr(settings, field)
         os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        supervisor = Supervisor(settings.http_host, settings.http_port, settings.http_workers, options)
+    except OSError as exc:
+        print(f"reset-mcp: cannot bind {settings.http_host}:{settings.http_port}: {exc}", file=sys.stderr)
+        return 1
+    if settings.http_port == 0:  # the port the supervisor reserved
+        where = base_url(settings.model_copy(update={"http_port": supervisor.port})) + "/mcp"
     log.info("reset-mcp streamable-http on %s, %d worker processes", where, settings.http_workers)
-    uvicorn.run(
-        "reset_mcp.server.http:worker_app", factory=True, workers=settings.http_workers, **options
-    )  # returns when the supervisor has stopped every worker (SIGINT or SIGTERM)
-    return 0
+    return supervisor.run()
 
 
 def worker_app() -> Starlette:
