@@ -322,3 +322,17 @@ def test_a_worker_that_dies_later_is_restarted_until_the_server_stops(
     threading.Thread(target=stop_after_three_starts, daemon=True).start()
     assert supervisor.run() == 0
     assert len(set(record.read_text().split())) >= 3  # three processes, one after another
+
+
+def test_workers_stop_when_the_supervisor_is_killed(served: tuple[Served, SmtpSink]) -> None:
+    # SIGKILL leaves the supervisor no chance to stop anyone: the kernel tells the
+    # workers (PR_SET_PDEATHSIG), and each stops gracefully and lets go of the port.
+    server, _ = served
+    workers = server.workers()
+    server.proc.kill()
+    server.proc.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their supervisor"
+        time.sleep(0.1)
+    assert listening(int(server.url.rsplit(":", 1)[1])) == 0

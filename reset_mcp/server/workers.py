@@ -15,7 +15,8 @@ listens only once its app has started, so no connection reaches one that cannot 
 It restarts a worker that dies; one that dies within `CRASH_LOOP_SECONDS` of its start
 stops the whole server instead (a broken configuration would fail every restart alike).
 SIGINT or SIGTERM stops every worker gracefully: each lets its requests finish and
-waits for its deliveries in flight, as a single server does.
+waits for its deliveries in flight, as a single server does. On Linux a worker is also
+stopped so when the supervisor dies without a word (SIGKILL, OOM): PR_SET_PDEATHSIG.
 """
 
 from __future__ import annotations
@@ -51,9 +52,24 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _die_with_supervisor() -> None:
+    """On Linux, have the kernel send this worker SIGTERM (a graceful stop) when the
+    supervisor dies, even by SIGKILL, so no worker outlives it holding the port."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    supervisor = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != supervisor:  # it died before the line above: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     """One worker process: the whole server, on its own socket in the port's group."""
     import uvicorn
+
+    _die_with_supervisor()
 
     from reset_mcp.server.http import worker_app
 
