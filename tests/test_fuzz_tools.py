@@ -284,7 +284,8 @@ class Harness:
             contact = self.portal.call(self.client.call_tool, "get_contact", {"email": out["email"]})
             latest = contact.structured_content["recent_events"][0]  # type: ignore[index]
             assert latest["event_type"] == out["event_type"]
-            sent = {k: _as_json_sends(v) for k, v in (args.get("metadata") or {}).items()}
+            # metadata=inf itself travels as null, which the tool takes for "no metadata".
+            sent = {k: _as_json_sends(v) for k, v in (_as_json_sends(args.get("metadata")) or {}).items()}
             assert latest["metadata"] == {**sent, "recorded_by": "stdio"}
         return result
 
