@@ -336,3 +336,18 @@ def test_workers_stop_when_the_supervisor_is_killed(served: tuple[Served, SmtpSi
         assert time.monotonic() < deadline, f"workers {workers} outlived their supervisor"
         time.sleep(0.1)
     assert listening(int(server.url.rsplit(":", 1)[1])) == 0
+
+
+def test_a_port_something_listens_on_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # SO_REUSEPORT alone would let a second server bind beside the first and take half
+    # of its connections; the supervisor refuses instead, before starting any worker.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            Supervisor("127.0.0.1", port, 2, {}, target=_exits_at_once)
+        settings = load_settings(data_dir=tmp_path, secret="s" * 40)
+        args = argparse.Namespace(transport="streamable-http", host=None, port=port, stateless=False, workers=2)
+        assert serve_http(settings, args) == 1
+        assert f"cannot bind 127.0.0.1:{port}" in capsys.readouterr().err

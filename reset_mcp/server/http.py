@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -217,6 +216,8 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
             log.info("%d workers: streamable HTTP runs stateless", settings.http_workers)
             settings = settings.model_copy(update={"stateless_http": True})
     try:
+        # Built here with workers too: building checks the bind (ConfigError); and
+        # opening the store below migrates it once, before any worker starts.
         asgi = build_http_app(settings, transport=transport, freeze_heap=True)
         keys = anyio.run(count_active_keys, settings)
     except ConfigError as exc:
@@ -243,61 +244,10 @@ def serve_http(settings: Settings, args: argparse.Namespace) -> int:
     }
     where = f"{base_url(settings)}{'/sse' if transport == 'sse' else '/mcp'}"
     if settings.http_workers > 1:
-        return _serve_workers(settings, options, where)
+        from reset_mcp.server.workers import serve_workers
+
+        return serve_workers(settings, options, where)
     server = uvicorn.Server(uvicorn.Config(asgi, **options))
     log.info("reset-mcp %s on %s", transport, where)
     server.run()
     return 0 if server.started else 1
-
-
-# The settings a worker process cannot read from the environment on its own: the
-# command line's, passed down as the variables that name them.
-_WORKER_ENV = {
-    "http_host": "RESET_MCP_HTTP_HOST",
-    "http_port": "RESET_MCP_HTTP_PORT",
-    "stateless_http": "RESET_MCP_STATELESS_HTTP",
-    "http_workers": "RESET_MCP_HTTP_WORKERS",
-}
-
-
-def _serve_workers(settings: Settings, options: dict[str, Any], where: str) -> int:
-    """`serve --workers N` (see `workers.Supervisor`).
-
-    Each worker is a whole server (its own App, delivery worker and SQLite connection or
-    PostgreSQL pool) over the one database, as separate instances would be: outbox rows
-    are leased, so each email is delivered by exactly one of them. Python runs one
-    thread of bytecode at a time, so a process uses one core; N workers use N. What
-    stays per worker: /metrics counts (each scrape answers for one worker), and the
-    failed-token-check throttle (a caller gets N times the failures before the cooldown).
-    """
-    from reset_mcp.app import load_or_create_secret
-    from reset_mcp.server.workers import Supervisor, reuseport_supported
-
-    if not reuseport_supported():
-        print("reset-mcp: --workers needs SO_REUSEPORT (Linux, macOS, the BSDs)", file=sys.stderr)
-        return 2
-    # Before the workers start: with no RESET_MCP_SECRET, the first start generates the
-    # key file, and N processes racing to create it could read it half-written.
-    load_or_create_secret(settings)
-    for field, variable in _WORKER_ENV.items():
-        value = getattr(settings, field)
-        os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
-    try:
-        supervisor = Supervisor(settings.http_host, settings.http_port, settings.http_workers, options)
-    except OSError as exc:
-        print(f"reset-mcp: cannot bind {settings.http_host}:{settings.http_port}: {exc}", file=sys.stderr)
-        return 1
-    if settings.http_port == 0:  # the port the supervisor reserved
-        where = base_url(settings.model_copy(update={"http_port": supervisor.port})) + "/mcp"
-    log.info("reset-mcp streamable-http on %s, %d worker processes", where, settings.http_workers)
-    return supervisor.run()
-
-
-def worker_app() -> Starlette:
-    """The ASGI app of one `serve --workers N` process (uvicorn imports it by name)."""
-    from reset_mcp.cli import configure_logging
-    from reset_mcp.config import load_settings
-
-    settings = load_settings()
-    configure_logging(settings.log_level, worker=True)
-    return build_http_app(settings, transport="streamable-http", freeze_heap=True)

@@ -31,7 +31,12 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from reset_mcp.config import Settings
 
 log = logging.getLogger("reset_mcp")
 CRASH_LOOP_SECONDS = 5.0  # a worker that dies sooner after starting is not restarted (one starts in ~1 s)
@@ -50,6 +55,20 @@ def _socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host.strip("[]"), port))
     return sock
+
+
+def _refuse_a_port_in_use(host: str, port: int) -> None:
+    """OSError if something listens on the port already.
+
+    With `SO_REUSEPORT` alone, a second server started by mistake on the same port (same
+    user) would bind beside the first and take half of its connections, silently. A
+    plain bind fails where any socket listens; `SO_REUSEADDR` lets it pass the closed
+    connections a previous run left in TIME_WAIT.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host.strip("[]"), port))
 
 
 def _die_with_supervisor() -> None:
@@ -71,8 +90,6 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
 
     _die_with_supervisor()
 
-    from reset_mcp.server.http import worker_app
-
     server = uvicorn.Server(uvicorn.Config(worker_app(), **options))
     server.run(sockets=[_socket(host, port)])
     sys.exit(0 if server.started else 3)
@@ -91,6 +108,8 @@ class Supervisor:
         self._host = host
         self._workers = workers
         self._options = options
+        if port:
+            _refuse_a_port_in_use(host, port)
         self._reserved = _socket(host, port)  # bound, never listening: holds the port
         self.port = int(self._reserved.getsockname()[1])
         self._stop = threading.Event()
@@ -150,3 +169,57 @@ class Supervisor:
                 log.error("worker %s did not stop in %.0f s: killed", process.pid, STOP_SECONDS)
                 process.kill()
                 process.join()
+
+
+# The settings a worker process cannot read from the environment on its own: the
+# command line's, passed down as the variables that name them.
+_WORKER_ENV = {
+    "http_host": "RESET_MCP_HTTP_HOST",
+    "http_port": "RESET_MCP_HTTP_PORT",
+    "stateless_http": "RESET_MCP_STATELESS_HTTP",
+    "http_workers": "RESET_MCP_HTTP_WORKERS",
+}
+
+
+def serve_workers(settings: Settings, options: dict[str, Any], where: str) -> int:
+    """`serve --workers N`: the supervisor in this process, the workers spawned.
+
+    Each worker is a whole server (its own App, delivery worker and SQLite connection or
+    PostgreSQL pool) over the one database, as separate instances would be: outbox rows
+    are leased, so each email is delivered by exactly one of them. Python runs one
+    thread of bytecode at a time, so a process uses one core; N workers use N. What
+    stays per worker: /metrics counts (each scrape answers for one worker), and the
+    failed-token-check throttle (a caller gets N times the failures before the cooldown).
+    """
+    from reset_mcp.app import load_or_create_secret
+    from reset_mcp.server.http import base_url
+
+    if not reuseport_supported():
+        print("reset-mcp: --workers needs SO_REUSEPORT (Linux, macOS, the BSDs)", file=sys.stderr)
+        return 2
+    # Before the workers start: with no RESET_MCP_SECRET, the first start generates the
+    # key file, and N processes racing to create it could read it half-written.
+    load_or_create_secret(settings)
+    for field, variable in _WORKER_ENV.items():
+        value = getattr(settings, field)
+        os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        supervisor = Supervisor(settings.http_host, settings.http_port, settings.http_workers, options)
+    except OSError as exc:
+        print(f"reset-mcp: cannot bind {settings.http_host}:{settings.http_port}: {exc}", file=sys.stderr)
+        return 1
+    if settings.http_port == 0:  # the port the supervisor reserved
+        where = base_url(settings.model_copy(update={"http_port": supervisor.port})) + "/mcp"
+    log.info("reset-mcp streamable-http on %s, %d worker processes", where, settings.http_workers)
+    return supervisor.run()
+
+
+def worker_app() -> Starlette:
+    """The ASGI app of one worker process, from the environment the supervisor set."""
+    from reset_mcp.cli import configure_logging
+    from reset_mcp.config import load_settings
+    from reset_mcp.server.http import build_http_app
+
+    settings = load_settings()
+    configure_logging(settings.log_level, worker=True)
+    return build_http_app(settings, transport="streamable-http", freeze_heap=True)
