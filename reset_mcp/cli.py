@@ -87,12 +87,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _worker_count(value: str) -> int:
+    from reset_mcp.config import MAX_HTTP_WORKERS
+
     try:
         count = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if not 1 <= count <= 64:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 64, got {count}")
+    if not 1 <= count <= MAX_HTTP_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_HTTP_WORKERS}, got {count}")
     return count
 
 

@@ -20,6 +20,7 @@ EmailBackendName = Literal["outbox", "smtp", "memory", "resend", "postmark", "se
 OversightMode = Literal["read_only", "gated", "confirm", "monitored", "autonomous"]
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MIN_SECRET_BYTES = 32
+MAX_HTTP_WORKERS = 64  # `serve --workers` and RESET_MCP_HTTP_WORKERS
 
 
 class Settings(BaseSettings):
@@ -94,7 +95,7 @@ class Settings(BaseSettings):
     allowed_origins: str | None = Field(None, description="Comma-separated Origins for a public bind.")
     stateless_http: bool = False
     http_workers: int = Field(
-        1, ge=1, le=64, description="Worker processes serving HTTP on one port (more than one implies stateless)."
+        1, ge=1, le=MAX_HTTP_WORKERS, description="HTTP worker processes on one port (more than one implies stateless)."
     )
     public_url: str | None = Field(None, description="Base URL of this server, for links to /admin.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -48,11 +48,13 @@ def reuseport_supported() -> bool:
     return hasattr(socket, "SO_REUSEPORT")
 
 
-def _socket(host: str, port: int) -> socket.socket:
+def _socket(host: str, port: int, *, reuseport: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR: the closed connections a previous run left in TIME_WAIT do not block.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host.strip("[]"), port))
     return sock
 
@@ -62,13 +64,9 @@ def _refuse_a_port_in_use(host: str, port: int) -> None:
 
     With `SO_REUSEPORT` alone, a second server started by mistake on the same port (same
     user) would bind beside the first and take half of its connections, silently. A
-    plain bind fails where any socket listens; `SO_REUSEADDR` lets it pass the closed
-    connections a previous run left in TIME_WAIT.
+    bind without it fails where any socket listens.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host.strip("[]"), port))
+    _socket(host, port, reuseport=False).close()
 
 
 def _die_with_supervisor() -> None:
