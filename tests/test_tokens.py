@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reset_mcp.tokens import MAX_TOKEN_CHARS, TokenClaims, TokenSigner
 
@@ -130,3 +134,40 @@ def test_key_rotation_signs_with_newest_and_verifies_with_ring() -> None:
 def test_garbage_never_raises(token: str) -> None:
     result = TokenSigner(SECRET).decode(token, NOW)
     assert result.claims is None and result.failure in ("malformed", "bad_signature")
+
+
+def _hs(key: bytes, msg: bytes) -> bytes:
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    user_id=st.text(min_size=1, max_size=80),
+    email=st.text(min_size=1, max_size=120),
+    request_id=st.text(min_size=1, max_size=60),
+    ttl=st.integers(min_value=1, max_value=10**6),
+    rotated=st.booleans(),
+)
+def test_mint_writes_the_bytes_pyjwt_writes(user_id: str, email: str, request_id: str, ttl: int, rotated: bool) -> None:
+    # `mint` and `jti_for` sign without `jwt.encode` and `hmac.new` (for speed); the
+    # token must be exactly PyJWT's, for any claims (non-ASCII and JSON escapes
+    # included) and for the newest key of a rotated ring.
+    secret = OTHER if rotated else SECRET
+    signer = TokenSigner(secret, fallbacks=[SECRET] if rotated else [])
+    kid = signer.kid
+    jti = signer.jti_for(request_id, kid)
+    expected_jti = _hs(_hs(secret.encode(), b"reset-mcp/jti/v1"), request_id.encode())
+    assert jti == base64.urlsafe_b64encode(expected_jti).rstrip(b"=").decode()
+    claims = TokenClaims(jti, user_id, email, NOW, NOW + timedelta(minutes=ttl), kid)
+    payload = {
+        "sub": user_id,
+        "email": email,
+        "jti": jti,
+        "iat": int(NOW.timestamp()),
+        "exp": int((NOW + timedelta(minutes=ttl)).timestamp()),
+        "purpose": "password_reset",
+    }
+    signing_key = _hs(secret.encode(), b"reset-mcp/jwt/v1")
+    token = signer.mint(claims)
+    assert token == jwt.encode(payload, signing_key, algorithm="HS256", headers={"kid": kid})
+    assert signer.decode(token, NOW).claims == claims
