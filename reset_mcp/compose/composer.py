@@ -4,7 +4,8 @@ Everything costly happens in `__init__`: catalogs are loaded, subjects built (th
 carry no user input, only the cleaned product name), templates read, checked,
 CSS-inlined and compiled, and every kind is rendered once in every locale with
 full and with minimal sample data, so a broken override fails at start.
-A render is then two Jinja2 template calls.
+A render is then two Jinja2 template calls, or, for the built-in templates, the
+filling of a skeleton rendered once per shape (`skeleton.py`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from reset_mcp.compose.models import (
     SecurityAlertData,
 )
 from reset_mcp.compose.samples import samples
+from reset_mcp.compose.skeleton import SkeletonCache
 from reset_mcp.errors import ConfigError, InvalidInputError, ResetMCPError
 
 KINDS: tuple[str, ...] = ("password_reset", "security_alert", "password_changed", "oversight_notice")
@@ -89,6 +91,9 @@ class Composer:
             tag: {"t": translator.constants(), "brand": brand_constants} for tag, translator in self._text_t.items()
         }
         self._templates = TemplateSet(KINDS, template_dir)
+        # Skeleton rendering only for the built-in templates, inlined ahead of time (see skeleton.py).
+        builtin = self._templates.builtin_only and self._templates.inliner is None
+        self._skeletons: SkeletonCache | None = SkeletonCache() if builtin else None
         self._self_test()
 
     @property
@@ -150,17 +155,25 @@ class Composer:
         view["lang"] = tag
         view["dir"] = text_t.catalog.dir
         view["subject"] = subject
-        view["t"] = text_t
-        html_templates, text_templates = self._templates.compiled(tag, self._constants[tag])
-        text = text_templates[kind].render(view)
-        view["t"] = self._html_t[tag]
-        html = html_templates[kind].render(view)
+
+        def full(values: dict[str, Any]) -> tuple[str, str]:
+            return self._jinja(kind, tag, values)
+
+        parts = self._skeletons.render((kind, tag, subject_key), view, full) if self._skeletons else None
+        text, html = parts if parts is not None else full(view)
         if self._templates.inliner is not None:
             html = self._templates.inliner.inline(html)
         if "\n\n\n" in text:
             text = _MANY_NEWLINES_RE.sub("\n\n", text)
         text = defang_markup(text.strip()) + "\n"
         return RenderedEmail(subject=subject, text=text, html=html)
+
+    def _jinja(self, kind: str, tag: str, view: dict[str, Any]) -> tuple[str, str]:
+        """(text, HTML) as the compiled templates render them."""
+        html_templates, text_templates = self._templates.compiled(tag, self._constants[tag])
+        text = text_templates[kind].render(view, t=self._text_t[tag])
+        html = html_templates[kind].render(view, t=self._html_t[tag])
+        return text, html
 
     def _self_test(self) -> None:
         """Compile English and render every kind with full and minimal data now.

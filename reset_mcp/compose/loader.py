@@ -141,6 +141,7 @@ class TemplateSet:
             except TemplateSyntaxError as exc:
                 raise _syntax_error(filename, exc) from exc
         self._text_sources = raw
+        self.builtin_only = all(path.parent == BUILTIN_DIR for path in self.files.values())
         self._html_sources, self.inliner = self._inline(raw)
         self._compiled: dict[str, tuple[dict[str, Template], dict[str, Template]]] = {}
         self._lock = threading.Lock()
