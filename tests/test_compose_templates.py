@@ -173,3 +173,15 @@ def test_specialize_turns_messages_and_branding_into_constants():
     assert out.startswith("t.hi ")  # static text is left alone
     assert "{{ 'It\\'s \\\\ {ok}' }}" in out and "n='It\\'s \\\\ {ok}'" in out
     assert "t.plural('m', 2)" in out and "{{ 'Acme' }}{{ none }}" in out
+
+
+def test_inlined_markup_is_ascii_outside_raw_text_elements() -> None:
+    # css-inline decodes entities; the loader writes non-ASCII markup back as references
+    # (so an English email is ASCII), but not inside <style>, where `&#N;` is literal.
+    from reset_mcp.compose.inlining import _ascii_markup
+
+    html = '<p title="a·b">Grüße &amp; {{ x }}</p><style>.a::after { content: "·"; }</style><p>😀</p>'
+    assert _ascii_markup(html) == (
+        '<p title="a&#183;b">Gr&#252;&#223;e &amp; {{ x }}</p>'
+        '<style>.a::after { content: "·"; }</style><p>&#128512;</p>'
+    )

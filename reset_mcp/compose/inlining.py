@@ -147,7 +147,34 @@ def precompile(source: str, css: str) -> str:
         raise NotPrecompilable(f"css-inline failed: {exc}") from exc
     if _start_tags(html) != _start_tags(protected):
         raise NotPrecompilable("the HTML parser added or dropped elements (write <tbody> explicitly)")
-    return _restore(html, saved)
+    return _restore(_ascii_markup(html), saved)
+
+
+_RAW_ELEMENT_RE = re.compile(r"<(style|script)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+
+
+def _refs(text: str) -> str:
+    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _ascii_markup(html: str) -> str:
+    """Non-ASCII characters of the markup as numeric references (`&#847;`).
+
+    css-inline decodes the template's entities (the preheader's `&#847;&zwnj;&nbsp;`
+    padding, `&middot;`) into characters; written back as references, an English email
+    is ASCII unless a value is not, so `mime` sends its HTML as 7bit without a
+    re-encoding pass. A reference means the same character in text and in attribute
+    values alike; inside `<style>` and `<script>` it would be read literally, so those
+    stay as they are. Jinja constructs are still placeholders here (ASCII), untouched.
+    """
+    if html.isascii():
+        return html
+    out, pos = [], 0
+    for raw in _RAW_ELEMENT_RE.finditer(html):
+        out += [_refs(html[pos : raw.start()]), raw.group(0)]
+        pos = raw.end()
+    out.append(_refs(html[pos:]))
+    return "".join(out)
 
 
 def _style_last(html: str) -> str:
