@@ -14,15 +14,19 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reset_mcp.app import App
 from reset_mcp.compose.composer import Composer
 from reset_mcp.compose.i18n import SUPPORTED_LOCALES
 from reset_mcp.compose.models import Branding
 from reset_mcp.compose.samples import samples
+from reset_mcp.errors import InvalidInputError
 from reset_mcp.mail import OutgoingEmail, mime
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.mail.mime import to_bytes
+from reset_mcp.mail.smtp_pipeline import wire_data
 from reset_mcp.service import ResetInput
 from tests.conftest import CHROME_UA, token_from
 
@@ -178,3 +182,23 @@ async def test_a_real_reset_email_goes_out_7bit(app: App, backend: MemoryBackend
     assert got["html"][0] == "7bit"
     assert token_from(sent) in got["html"][1] and token_from(sent) in got["plain"][1]
     assert html_lib.unescape(got["html"][1]) == html_lib.unescape(sent.html.replace("\r\n", "\n"))
+
+
+_ANY_TEXT = st.text(alphabet=st.sampled_from("ab.\r\n\t <>&=éü€😀\x0b\x0c\x85\u2028"), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_ANY_TEXT, html=_ANY_TEXT, subject=st.text(max_size=60), name=st.text(max_size=40))
+def test_to_bytes_writes_crlf_only_whatever_the_input(text: str, html: str, subject: str, name: str) -> None:
+    # The SMTP channel sends `to_bytes` output without re-scanning it for lone CR or LF
+    # (`wire_data(crlf_only=True)`); this is the guarantee that rests on. Headers with a
+    # CR, LF or NUL are refused, never written.
+    try:
+        raw = to_bytes(make(text=text, html=html, subject=subject, from_name=name))
+    except InvalidInputError:
+        assert any(c in value for value in (subject, name) for c in "\r\n\x00")
+        return
+    assert_wire_clean(raw)
+    got = parts(raw)
+    assert got["plain"][1] == text.replace("\r\n", "\n").replace("\r", "\n")
+    assert wire_data(raw, crlf_only=True) == wire_data(raw)

@@ -114,20 +114,20 @@ class SmtpBackend:
         return _Plain(smtp)
 
     async def send(self, email: OutgoingEmail) -> DeliveryReceipt:
-        data = to_bytes(email)
+        data = to_bytes(email)  # CRLF line ends only: sent as `crlf_only`
         async with self._slots:
             conn: _Connection | None = None
             try:
                 conn = await self._connection()
                 try:
-                    await conn.send(email.from_address, email.to, data)
+                    await conn.send(email.from_address, email.to, data, crlf_only=True)
                 except aiosmtplib.SMTPServerDisconnected:
                     if conn.data_written:
                         raise  # the server may have the message: a resend could duplicate it
                     # A pooled connection the server closed while idle: one fresh try.
                     conn.close()
                     conn = await self._connect()
-                    await conn.send(email.from_address, email.to, data)
+                    await conn.send(email.from_address, email.to, data, crlf_only=True)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if isinstance(conn, PipelinedChannel) and conn.usable:
                     self._idle.append(conn)  # a refusal the channel reset cleanly: keep the link
@@ -153,7 +153,7 @@ class _Connection(Protocol):
     @property
     def usable(self) -> bool: ...
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> object: ...
+    async def send(self, sender: str, recipient: str, message: bytes, *, crlf_only: bool = False) -> object: ...
 
     async def quit(self) -> None: ...
 
@@ -172,8 +172,8 @@ class _Plain:
     def usable(self) -> bool:
         return self._smtp.is_connected
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> object:
-        return await self._smtp.sendmail(sender, [recipient], message)
+    async def send(self, sender: str, recipient: str, message: bytes, *, crlf_only: bool = False) -> object:
+        return await self._smtp.sendmail(sender, [recipient], message)  # aiosmtplib checks line ends itself
 
     async def quit(self) -> None:
         try:
