@@ -58,6 +58,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)""",
         ],
     ),
+    (
+        2,
+        "events: the user and IP indexes only for events that have one",
+        [
+            # Delivery and queue events carry no IP, delivery events no user: a third of
+            # the inserts into each index were NULL keys nothing looks up (every query
+            # names a value, which implies IS NOT NULL, so the planners still use them).
+            # Measured on SQLite: an events insert 49 -> 34 us, two WAL pages a reset fewer.
+            "DROP INDEX events_user",
+            "CREATE INDEX events_user ON events (user_id, event_type, created_at) WHERE user_id IS NOT NULL",
+            "DROP INDEX events_ip",
+            "CREATE INDEX events_ip ON events (ip, event_type, created_at) WHERE ip IS NOT NULL",
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (
