@@ -121,17 +121,41 @@ async def account_report(
 ) -> AbuseReport:
     minutes = window_minutes or rules.window_minutes
     since = now - timedelta(minutes=minutes)
-    types = (*ATTEMPTS, REPORTED)
-    window = await tx.list_events(email=email, user_id=user_id, since=since, event_types=types, limit=1000)
-    older = await tx.list_events(
-        email=email, user_id=user_id, since=now - timedelta(days=HISTORY_DAYS), event_types=ATTEMPTS, limit=500
-    )
+    window, older = await _window_and_older(tx, email, user_id, since, now - timedelta(days=HISTORY_DAYS))
     history = [e for e in older if e.created_at < since]
     ip_attempts = None
     if ip:
         ip_attempts = sum([await tx.count_events(t, since, ip=ip) for t in ATTEMPTS])
     scoped = AbuseRules(rules.high_attempts, rules.elevated_ips, minutes, rules.account_per_hour, rules.ip_per_hour)
     return assess(window, history, scoped, ip_attempts=ip_attempts)
+
+
+WINDOW_LIMIT = 1000  # events of the window looked at
+OLDER_LIMIT = 500  # attempts of the last HISTORY_DAYS looked at (the window's included)
+
+
+async def _window_and_older(
+    tx: Tx, email: str | None, user_id: str | None, since: datetime, history_since: datetime
+) -> tuple[list[ContactEvent], list[ContactEvent]]:
+    """The window's events (attempts and reports, newest first, at most WINDOW_LIMIT) and
+    the attempts since `history_since` (at most OLDER_LIMIT), read with one query.
+
+    Both lists are prefixes of the same newest-first order, so one read of both kinds
+    since `history_since` holds them unless it was cut off before OLDER_LIMIT attempts;
+    only then (an account with over a thousand reports) is the second list read apart.
+    """
+    both = WINDOW_LIMIT + OLDER_LIMIT
+    history_since = min(history_since, since)
+    rows = await tx.list_events(
+        email=email, user_id=user_id, since=history_since, event_types=(*ATTEMPTS, REPORTED), limit=both
+    )
+    window = [e for e in rows if e.created_at >= since][:WINDOW_LIMIT]
+    older = [e for e in rows if e.event_type in ATTEMPTS][:OLDER_LIMIT]
+    if len(rows) == both and len(older) < OLDER_LIMIT:
+        older = await tx.list_events(
+            email=email, user_id=user_id, since=history_since, event_types=ATTEMPTS, limit=OLDER_LIMIT
+        )
+    return window, older
 
 
 def seconds_until_an_hour_after(oldest: datetime, now: datetime) -> int:

@@ -546,3 +546,34 @@ async def test_a_tampered_wasnt_me_token_is_refused(report_app: App, backend: Me
         assert await _event_count(report_app) == before
         assert (await client.call_tool("verify_reset_token", {"token": token})).structured_content["valid"]
         assert (await _check(client))["risk"] == "low"
+
+
+@pytest.mark.parametrize(
+    ("reports", "attempts"),
+    [(0, 3), (5, 700), (1600, 4)],  # none cut off; attempts past the limit; reports crowd out attempts
+)
+async def test_one_read_gives_what_two_reads_give(tmp_path: Path, reports: int, attempts: int) -> None:
+    # account_report reads the window and the older attempts in one query; the result
+    # must be exactly the two separate reads, including where the one read is cut off.
+    from reset_mcp.store import open_store
+
+    now = T0
+    since, history_since = now - timedelta(minutes=60), now - timedelta(days=abuse.HISTORY_DAYS)
+    store = await open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        async with store.transaction() as tx:
+            for i in range(reports):  # recent reports, newer than every attempt
+                await tx.insert_event(ev((i + 1) / 60, event_type=abuse.REPORTED))
+            for i in range(attempts):  # attempts spread over the window and the weeks before
+                kind = abuse.REQUESTED if i % 2 else abuse.LIMITED
+                await tx.insert_event(ev(30 + 97 * i, ip=f"198.51.100.{i % 250}", event_type=kind))
+        async with store.reading() as tx:
+            window, older = await abuse._window_and_older(tx, ALICE, None, since, history_since)
+            types = (*abuse.ATTEMPTS, abuse.REPORTED)
+            assert window == await tx.list_events(email=ALICE, since=since, event_types=types, limit=1000)
+            assert older == await tx.list_events(
+                email=ALICE, since=history_since, event_types=abuse.ATTEMPTS, limit=500
+            )
+            assert older  # the case has attempts to find
+    finally:
+        await store.aclose()
