@@ -20,16 +20,14 @@ from reset_mcp.store.records import AuditEntry
 GENESIS = "0" * 64
 
 
+# The canonical form hashed (shared: `json.dumps` with options builds an encoder a call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 def entry_hash(
     prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: dict[str, Any]
 ) -> str:
-    body = json.dumps(
-        [seq, round(at.timestamp(), 6), actor, action, subject, detail],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        default=str,
-    )
+    body = _CANONICAL.encode([seq, round(at.timestamp(), 6), actor, action, subject, detail])
     return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
 
 

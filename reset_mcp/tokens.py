@@ -33,6 +33,9 @@ def _derive(secret: bytes, label: str) -> bytes:
     return hmac.new(secret, f"reset-mcp/{label}/v1".encode(), hashlib.sha256).digest()
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # what PyJWT writes the payload with
+
+
 def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
@@ -111,7 +114,7 @@ class TokenSigner:
         # for many claims) at a fifth of the cost, since this runs on every delivery and
         # PyJWT re-validates its headers and signs through the pure-Python `hmac.new`.
         # Verifying stays PyJWT's (`decode` below).
-        signing_input = key.header + b"." + _b64(json.dumps(payload, separators=(",", ":")).encode())
+        signing_input = key.header + b"." + _b64(_COMPACT.encode(payload).encode())
         return (signing_input + b"." + _b64(hmac.digest(key.signing, signing_input, "sha256"))).decode()
 
     def decode(self, token: str, now: datetime) -> DecodeResult:

@@ -34,8 +34,13 @@ def req_dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
+# One encoder for every dump: `json.dumps` with any option builds a new JSONEncoder per
+# call (a reset dumps about ten payloads); `encode` keeps no state, so sharing is safe.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
 def dump(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return _ENCODER.encode(value)
 
 
 def load(value: str | None) -> dict[str, Any]:
