@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_network
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -119,22 +119,34 @@ _CLASS_ROWS = (  # name, IPv4 blocks, IPv6 blocks
         "2001:db8::/32 3fff::/20 2001:2::/48 2001:10::/28",
     ),
 )
-_CLASSES: tuple[tuple[str, tuple[IPv4Network | IPv6Network, ...]], ...] = tuple(
-    (name, tuple(ip_network(net) for net in f"{v4} {v6}".split())) for name, v4, v6 in _CLASS_ROWS
-)
+_Block = tuple[int, int, int]  # (IP version, network as an integer, netmask as an integer)
+
+
+def _blocks(nets: str) -> tuple[_Block, ...]:
+    # Integers, not `ip in network`: the same test (`ipaddress` compares masked
+    # integers too) without its Python-level overhead, ~20 blocks a request.
+    return tuple((net.version, int(net.network_address), int(net.netmask)) for net in map(ip_network, nets.split()))
+
+
+_CLASSES = tuple((name, _blocks(f"{v4} {v6}")) for name, v4, v6 in _CLASS_ROWS)
 # Every routable IPv6 unicast address is allocated from 2000::/3; the NAT64 well-known
 # prefix is the one public block outside it. Anything else is unallocated or reserved.
-_V6_PUBLIC_SPACE = (IPv6Network("2000::/3"), IPv6Network("64:ff9b::/96"))
+_V6_PUBLIC_SPACE = _blocks("2000::/3 64:ff9b::/96")
+
+
+def _in_any(version: int, n: int, blocks: tuple[_Block, ...]) -> bool:
+    return any(v == version and n & mask == net for v, net, mask in blocks)
 
 
 def special_network(ip: IPAddress) -> str | None:
     """The name of a non-public address class, or None for a public address."""
     if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1 reached over a dual-stack socket
-    for name, nets in _CLASSES:
-        if any(ip in net for net in nets):  # a v4 address is never "in" a v6 block
+    version, n = ip.version, int(ip)
+    for name, blocks in _CLASSES:
+        if _in_any(version, n, blocks):  # a v4 address is never in a v6 block
             return name
-    if isinstance(ip, IPv6Address) and not any(ip in net for net in _V6_PUBLIC_SPACE):
+    if version == 6 and not _in_any(6, n, _V6_PUBLIC_SPACE):
         return "reserved address"
     return None
 

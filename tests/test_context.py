@@ -8,15 +8,18 @@ IPv4-in-IPv6 tree and the record decoding are all exercised for real.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from reset_mcp.context import (
+    _CLASS_ROWS,
     Device,
     GeoLocator,
     GeoResult,
@@ -356,3 +359,41 @@ def test_geoip_then_unknown(geo: GeoLocator) -> None:
     assert resolve_location(ip_address("8.8.8.8"), None, geo) == Location("unknown", None, "unknown")
     assert resolve_location(ip_address("81.2.69.160"), None, GeoLocator(None)) == Location("unknown", None, "unknown")
     assert resolve_location(None, None, geo) == Location("unknown", None, "unknown")
+
+
+def _reference_class(ip: IPv4Address | IPv6Address) -> str | None:
+    # special_network as first written, with `ipaddress` membership tests.
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for name, v4, v6 in _CLASS_ROWS:
+        if any(ip in ip_network(net) for net in f"{v4} {v6}".split()):
+            return name
+    if isinstance(ip, IPv6Address) and not any(ip in ip_network(n) for n in ("2000::/3", "64:ff9b::/96")):
+        return "reserved address"
+    return None
+
+
+def _edges() -> list[IPv4Address | IPv6Address]:
+    """The first and last address of every block, and their neighbours."""
+    nets = [ip_network(net) for _, v4, v6 in _CLASS_ROWS for net in f"{v4} {v6}".split()]
+    nets += [ip_network("2000::/3"), ip_network("64:ff9b::/96")]
+    kind = {4: IPv4Address, 6: IPv6Address}
+    top = {4: 2**32 - 1, 6: 2**128 - 1}
+    return [
+        kind[net.version](min(max(int(edge) + step, 0), top[net.version]))
+        for net in nets
+        for edge in (net.network_address, net.broadcast_address)
+        for step in (-1, 0, 1)
+    ]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.ip_addresses(),
+        st.sampled_from(_edges()),
+        st.integers(0, 2**32 - 1).map(lambda n: IPv6Address(0xFFFF00000000 | n)),  # IPv4-mapped
+    )
+)
+def test_special_network_matches_ipaddress_membership(ip: IPv4Address | IPv6Address) -> None:
+    assert special_network(ip) == _reference_class(ip)
