@@ -33,6 +33,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     for name, path in (
         ("inproc_sequential", ("inproc", "sequential", "per_s")),
         ("inproc_concurrency_8", ("inproc", "concurrency_8", "per_s")),
+        ("inproc_concurrency_8_uvloop", ("inproc", "concurrency_8_uvloop", "per_s")),
         ("http_concurrency_1", ("http", "concurrency_1", "per_s")),
         ("http_concurrency_8", ("http", "concurrency_8", "per_s")),
         ("http_concurrency_32", ("http", "concurrency_32", "per_s")),
@@ -48,7 +49,11 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 def targets(results: dict[str, Any]) -> dict[str, Any]:
     r = results.get("ratios", {})
     out: dict[str, Any] = {}
-    best_inproc = max(r.get("inproc_sequential_vs_django", 0), r.get("inproc_concurrency_8_vs_django", 0))
+    best_inproc = max(
+        r.get("inproc_sequential_vs_django", 0),
+        r.get("inproc_concurrency_8_vs_django", 0),
+        r.get("inproc_concurrency_8_uvloop_vs_django", 0),
+    )
     if best_inproc:
         out["inproc >= 3x Django"] = {"value": best_inproc, "met": best_inproc >= TARGETS["inproc_vs_django"]}
     if "http_concurrency_32_vs_django" in r:
@@ -96,6 +101,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
 
     lat("2 in-process", "sequential", _get(results, "inproc", "sequential"))
     lat("2 in-process", "concurrency 8", _get(results, "inproc", "concurrency_8"))
+    lat("2 in-process", "concurrency 8, uvloop", _get(results, "inproc", "concurrency_8_uvloop"))
     lat("3 stdio", "SDK client, sequential", results.get("stdio"))
     workers = _get(results, "http", "workers") or 1
     procs = f", {workers} workers" if workers > 1 else ""
@@ -171,6 +177,7 @@ def chart(results: dict[str, Any], path: Path) -> str | None:
     series = {
         "in-process, sequential": _get(results, "inproc", "sequential", "latencies_ms"),
         "in-process, c=8": _get(results, "inproc", "concurrency_8", "latencies_ms"),
+        "in-process, c=8, uvloop": _get(results, "inproc", "concurrency_8_uvloop", "latencies_ms"),
         "stdio (SDK client)": _get(results, "stdio", "latencies_ms"),
         "HTTP c=1": _get(results, "http", "concurrency_1", "latencies_ms"),
         "HTTP c=8": _get(results, "http", "concurrency_8", "latencies_ms"),
