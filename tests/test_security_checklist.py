@@ -203,7 +203,8 @@ async def test_tokens_jti_128_plus_bits_from_secrets(app: App, backend: MemoryBa
     assert len(set(jtis)) == 3
     for result, jti in zip(results, jtis, strict=True):
         assert len(base64.urlsafe_b64decode(jti + "=")) * 8 == 256
-        random_part = result.request_id.removeprefix("req_")
+        # "req_", 11 hex digits of milliseconds (time order), then 128 random bits.
+        random_part = result.request_id.removeprefix("req_")[11:]
         assert len(base64.urlsafe_b64decode(random_part + "=" * (-len(random_part) % 4))) * 8 >= 128
         assert jti == app.signer.jti_for(result.request_id)  # derived under the secret...
         assert jti != app.signer.__class__("another-secret-0123456789-abcdefghijkl").jti_for(result.request_id)
