@@ -7,7 +7,7 @@ testing whether they are empty, never by transforming or comparing them. So for 
 "shape" (kind, locale, subject, and which values are empty, None or which number) the
 template is rendered once with a marker in place of every non-empty string, split at
 the markers, and from then on filled by a join: the same output as a Jinja2 render,
-for about a tenth of its cost.
+without its per-request Python (bench/README.md, fifth round, item 15).
 
 The skeleton is only used where that reasoning holds: the composer enables it when
 every template is a built-in one (an override may use `|upper` or `{% if x == ... %}`),
