@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from reset_mcp.audit import verify_chain
 from reset_mcp.store import open_store
 from reset_mcp.store import sqlite as sqlite_store
-from reset_mcp.store.records import ContactEvent
+from reset_mcp.store.records import ContactEvent, OutboxRow
 from reset_mcp.store.schema import MIGRATIONS
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -53,3 +54,56 @@ async def test_a_version_1_database_upgrades_with_its_events(tmp_path: Path, mon
     assert "events_ip" in plan  # the partial index serves `ip = ?`
     indexed = conn.execute("SELECT COUNT(*) FROM events INDEXED BY events_ip WHERE ip IS NOT NULL").fetchone()[0]
     assert indexed == 1  # only the event that has an IP is in it
+
+
+async def test_version_3_rebuilds_keep_every_row_and_the_audit_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database as version 2 left it, with events, an audit chain and a pending outbox
+    # row; version 3 rebuilds three SQLite tables and must lose or change nothing.
+    path = tmp_path / "v2.db"
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS[:2])
+    old = await open_store(f"sqlite:///{path}")
+    async with old.transaction() as tx:
+        for i in range(5):
+            await tx.insert_event(
+                ContactEvent(email=f"u{i}@example.com", event_type="t", created_at=NOW, ip=None, metadata={"i": i})
+            )
+            await tx.append_audit(at=NOW, actor="test", action=f"a{i}", subject=f"s{i}", detail={"i": i})
+        pending = OutboxRow(
+            id="msg_1", send_id="req_1", kind="security_alert", recipient="a@example.com",
+            message_id="<msg_1@example.com>", status="pending", created_at=NOW, next_attempt_at=NOW,
+            payload={"reason": "x"},
+        )  # fmt: skip
+        await tx.insert_outbox(pending)
+    async with old.reading() as tx:
+        events_before = await tx.list_events(limit=100)
+        audit_before = await tx.list_audit()
+    await old.aclose()
+
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS)
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        async with store.reading() as tx:
+            assert await tx.list_events(limit=100) == events_before  # ids included
+            audit = await tx.list_audit()
+            assert audit == audit_before and verify_chain(audit).ok
+            assert (await tx.get_outbox("msg_1")) is not None
+        async with store.transaction() as tx:  # new rows continue both sequences
+            await tx.insert_event(ContactEvent(email="n@example.com", event_type="t", created_at=NOW, metadata={}))
+            entry = await tx.append_audit(at=NOW, actor="test", action="after", subject="s", detail={})
+            claimed = await tx.claim_due_outbox("w", NOW, NOW + timedelta(minutes=1), 10)
+        assert entry.seq == audit_before[-1].seq + 1
+        assert [row.id for row in claimed] == ["msg_1"]
+        async with store.reading() as tx:
+            newest = (await tx.list_events(email="n@example.com", limit=1))[0]
+            assert verify_chain(await tx.list_audit()).ok
+        assert newest.id is not None and newest.id > max(e.id or 0 for e in events_before)
+    finally:
+        await store.aclose()
+    conn = sqlite3.connect(path)
+    schema = {name: sql for name, sql in conn.execute("SELECT name, sql FROM sqlite_master")}
+    assert "AUTOINCREMENT" not in schema["events"]
+    assert "seq INTEGER PRIMARY KEY" in schema["audit"]
+    assert not [n for n in schema if n.startswith("sqlite_autoindex_audit") or n == "sqlite_autoindex_outbox_2"]
+    assert {"events_email", "events_user", "events_ip", "events_created", "outbox_due", "outbox_send"} <= set(schema)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -509,6 +510,9 @@ async def test_two_instances_migrate_at_once(pg_url: str) -> None:
         assert [r for r in results if r] == [everything]
         async with b.transaction() as tx:
             await tx.insert_send(send(1))
+            # Migration 3 dropped the UNIQUE constraint on outbox.message_id here too.
+            await tx.insert_outbox(outbox(1))
+            await tx.insert_outbox(replace(outbox(2), message_id=outbox(1).message_id))
     finally:
         await a.aclose()
         await b.aclose()

@@ -186,7 +186,7 @@ class PostgresStore:
                     if version in done:
                         continue
                     async with conn.transaction():
-                        for stmt in statements(stmts, "BIGSERIAL PRIMARY KEY"):
+                        for stmt in statements(stmts, "BIGSERIAL PRIMARY KEY", "postgres"):
                             await conn.execute(stmt)
                         await conn.execute(
                             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",

@@ -1,14 +1,41 @@
 """Versioned schema migrations, one list for both databases.
 
 Each migration is (version, name, statements). `{serial}` becomes the dialect's
-auto-increment key. A store applies, in one transaction each, the versions missing from
+auto-increment key; a statement given as ("sqlite", sql) or ("postgres", sql) runs on
+that database only (SQLite cannot drop a constraint or change a key without rebuilding
+the table). A store applies, in one transaction each, the versions missing from
 `schema_migrations`, so running them again is a no-op; the PostgreSQL store holds an
 advisory lock while it does, so two instances starting at once cannot both apply one.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+Statement = str | tuple[str, str]  # both databases, or (dialect, sql)
+
+_EVENTS_INDEXES = [
+    "CREATE INDEX events_email ON events (email, event_type, created_at)",
+    "CREATE INDEX events_user ON events (user_id, event_type, created_at) WHERE user_id IS NOT NULL",
+    "CREATE INDEX events_ip ON events (ip, event_type, created_at) WHERE ip IS NOT NULL",
+    "CREATE INDEX events_created ON events (created_at)",
+]
+_OUTBOX_COLS = (
+    "id, send_id, kind, recipient, message_id, status, created_at, next_attempt_at, payload, attempts, "
+    "not_after, last_error, provider_message_id, sent_at, lease_owner, lease_until"
+)
+
+
+def _rebuild(table: str, create: str, columns: str, indexes: list[str]) -> list[Statement]:
+    """SQLite: `table` recreated from `create` (written for `{table}_v3`), rows and all."""
+    return [
+        ("sqlite", create),
+        ("sqlite", f"INSERT INTO {table}_v3 ({columns}) SELECT {columns} FROM {table}"),
+        ("sqlite", f"DROP TABLE {table}"),
+        ("sqlite", f"ALTER TABLE {table}_v3 RENAME TO {table}"),
+        *(("sqlite", index) for index in indexes),
+    ]
+
+
+MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (
         1,
         "initial schema",
@@ -72,6 +99,53 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX events_ip ON events (ip, event_type, created_at) WHERE ip IS NOT NULL",
         ],
     ),
+    (
+        3,
+        "fewer index writes a reset: events without AUTOINCREMENT (SQLite), audit keyed by its rowid (SQLite), "
+        "outbox.message_id without a UNIQUE index",
+        [
+            # Measured on SQLite, 200 resets: 4.06 -> 3.97 M instructions a reset, WAL
+            # pages at concurrency 8 19.6 -> 18.1 a reset. AUTOINCREMENT updates
+            # sqlite_sequence on every insert (three a reset); ids are still never reused
+            # while newer rows exist, and nothing pages by event id. `audit.seq BIGINT
+            # PRIMARY KEY` is a second B-tree on SQLite, INTEGER PRIMARY KEY is the
+            # rowid. A Message-ID is "<outbox id@domain>", unique because the id is, and
+            # no query looks one up.
+            *_rebuild(
+                "events",
+                """CREATE TABLE events_v3 (
+                id INTEGER PRIMARY KEY, email TEXT NOT NULL, user_id TEXT, event_type TEXT NOT NULL, ip TEXT,
+                device TEXT, country TEXT, metadata TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
+                "id, email, user_id, event_type, ip, device, country, metadata, created_at",
+                _EVENTS_INDEXES,
+            ),
+            *_rebuild(
+                "audit",
+                """CREATE TABLE audit_v3 (
+                seq INTEGER PRIMARY KEY, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                subject TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+                "seq, at, actor, action, subject, detail, prev_hash, hash",
+                [],
+            ),
+            *_rebuild(
+                "outbox",
+                """CREATE TABLE outbox_v3 (
+                id TEXT PRIMARY KEY, send_id TEXT NOT NULL, kind TEXT NOT NULL, recipient TEXT NOT NULL,
+                message_id TEXT NOT NULL, status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                next_attempt_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, not_after DOUBLE PRECISION, last_error TEXT,
+                provider_message_id TEXT, sent_at DOUBLE PRECISION, lease_owner TEXT,
+                lease_until DOUBLE PRECISION)""",
+                _OUTBOX_COLS,
+                [
+                    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+                    "CREATE INDEX outbox_send ON outbox (send_id)",
+                    "CREATE INDEX outbox_created ON outbox (created_at)",
+                ],
+            ),
+            ("postgres", "ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_message_id_key"),
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (
@@ -80,5 +154,13 @@ MIGRATIONS_TABLE = (
 )
 
 
-def statements(version_statements: list[str], serial: str) -> list[str]:
-    return [s.replace("{serial}", serial) for s in version_statements]
+def statements(version_statements: list[Statement], serial: str, dialect: str) -> list[str]:
+    """The SQL of one migration for `dialect` ("sqlite" or "postgres")."""
+    out = []
+    for stmt in version_statements:
+        if isinstance(stmt, tuple):
+            only, stmt = stmt
+            if only != dialect:
+                continue
+        out.append(stmt.replace("{serial}", serial))
+    return out

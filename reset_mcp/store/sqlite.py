@@ -263,7 +263,7 @@ class SqliteStore:
             for version, name, stmts in MIGRATIONS:
                 if version in done:
                     continue
-                for stmt in statements(stmts, "INTEGER PRIMARY KEY AUTOINCREMENT"):
+                for stmt in statements(stmts, "INTEGER PRIMARY KEY AUTOINCREMENT", "sqlite"):
                     await tx._exec(stmt)
                 await tx._exec(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?,?,?)",
