@@ -107,3 +107,11 @@ async def test_version_3_rebuilds_keep_every_row_and_the_audit_chain(
     assert "seq INTEGER PRIMARY KEY" in schema["audit"]
     assert not [n for n in schema if n.startswith("sqlite_autoindex_audit") or n == "sqlite_autoindex_outbox_2"]
     assert {"events_email", "events_user", "events_ip", "events_created", "outbox_due", "outbox_send"} <= set(schema)
+
+
+async def test_each_migration_is_announced_before_it_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="reset_mcp.store")
+    store = await open_store(f"sqlite:///{tmp_path / 'new.db'}")
+    await store.aclose()
+    said = [r.getMessage() for r in caplog.records if r.name == "reset_mcp.store"]
+    assert said == [f"applying schema migration {v}: {name}" for v, name, _ in MIGRATIONS]

@@ -185,6 +185,7 @@ class PostgresStore:
                 for version, name, stmts in MIGRATIONS:
                     if version in done:
                         continue
+                    log.info("applying schema migration %d: %s", version, name)
                     async with conn.transaction():
                         for stmt in statements(stmts, "BIGSERIAL PRIMARY KEY", "postgres"):
                             await conn.execute(stmt)

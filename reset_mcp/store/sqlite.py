@@ -24,6 +24,7 @@ restarts and grows without bound. `journal_size_limit` trims the file after a re
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -43,6 +44,9 @@ LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's wr
 BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
 WAL_AUTOCHECKPOINT = 10_000  # pages (4 kB): checkpoint about every 40 MB of WAL, not every 4 MB
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoint restarts it
+
+
+log = logging.getLogger("reset_mcp.store")
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -263,6 +267,8 @@ class SqliteStore:
             for version, name, stmts in MIGRATIONS:
                 if version in done:
                     continue
+                # Said before it runs: one that rebuilds a table takes a while on a big file.
+                log.info("applying schema migration %d: %s", version, name)
                 for stmt in statements(stmts, "INTEGER PRIMARY KEY AUTOINCREMENT", "sqlite"):
                     await tx._exec(stmt)
                 await tx._exec(
