@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email
 import html as html_lib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import EmailMessage
 from typing import Any
@@ -202,3 +202,14 @@ def test_to_bytes_writes_crlf_only_whatever_the_input(text: str, html: str, subj
     got = parts(raw)
     assert got["plain"][1] == text.replace("\r\n", "\n").replace("\r", "\n")
     assert wire_data(raw, crlf_only=True) == wire_data(raw)
+
+
+_ZONES = [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.datetimes(timezones=st.sampled_from(_ZONES)), st.datetimes()))
+def test_the_date_field_is_what_format_datetime_writes(value: datetime) -> None:
+    from email.utils import format_datetime
+
+    assert mime._date(value) == format_datetime(value)
