@@ -42,12 +42,11 @@ Render = Callable[[dict[str, Any]], tuple[str, str]]  # view -> (text, html)
 class _Split:
     """One rendered part, cut at the markers: the pieces to join and where values go."""
 
-    __slots__ = ("fixed", "pieces", "places")
+    __slots__ = ("pieces", "places")
 
     def __init__(self, rendered: str) -> None:
         pieces = _SLOT_RE.split(rendered)
-        self.fixed = pieces[0::2]  # the text between the markers
-        self.pieces = pieces
+        self.pieces = pieces  # fixed text, slot index, fixed text, ...
         self.places = [(place, int(pieces[place])) for place in range(1, len(pieces), 2)]
 
     def fill(self, values: list[str]) -> str:
@@ -138,7 +137,9 @@ class SkeletonCache:
         result = skeleton.fill(values)
         # Checked once per shape against a full render of the request that made it.
         expected = full(view)
-        if result != expected or any(_MARK in f for s in (skeleton.text, skeleton.html) for f in s.fixed):
+        # A marker the template changed (cut, cased, repeated) leaves a NUL or a wrong
+        # value in the fill, and values hold no NUL: equality is the whole check.
+        if result != expected:
             skeleton, result = None, expected
         if len(self._cache) >= MAX_SHAPES:
             self._cache.clear()
