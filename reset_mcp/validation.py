@@ -23,17 +23,62 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 EMAIL_MAX = 254
 
 
+# The usual address: an ASCII dot-atom local part (RFC 5322 3.2.3) and a domain of
+# letters, digits, hyphens and dots. Only such an address takes the fast path below.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LDH_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
+_LOCAL_MAX = 64
+
+
+@lru_cache(maxsize=1024)
+def _domain_forms(domain: str) -> tuple[str, str] | None:
+    """email-validator's (normalised, IDNA ASCII) forms of a domain, or None if it refuses it.
+
+    Most of the library's time goes on the domain (its IDNA checks run per character), and
+    domains repeat across users while addresses do not; so the verdict is asked once per
+    domain, of an address whose local part cannot sway it.
+    """
+    try:
+        result = validate_email("a@" + domain, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return result.domain, result.ascii_domain
+
+
+def _fast_normalized(value: str) -> str | None:
+    """What `validate_email(value).normalized` is, for the usual address; None otherwise.
+
+    For a dot-atom local part the library returns it as it is; what it does with the
+    domain depends on the domain alone; and the only check of the whole address is its
+    length in the three forms `validate_email_length` measures. Anything unusual (quotes,
+    display names, non-ASCII, a long local part, a refused domain) returns None, and the
+    caller asks the library about the whole address, so its refusals keep its wording.
+    """
+    local, _, domain = value.rpartition("@")
+    if len(local) > _LOCAL_MAX or not _DOT_ATOM.fullmatch(local) or not _LDH_DOMAIN.fullmatch(domain):
+        return None
+    forms = _domain_forms(domain)
+    if forms is None:
+        return None
+    normalized = f"{local}@{forms[0]}"
+    if len(normalized.encode()) > EMAIL_MAX or len(local) + 1 + len(forms[1]) > EMAIL_MAX:
+        return None
+    return normalized
+
+
 @lru_cache(maxsize=8192)
 def normalize_email(value: str) -> str:
     """Validated and normalised (domain lower-cased, IDNA); no DNS lookup."""
     if not isinstance(value, str) or len(value) > EMAIL_MAX or _CONTROL.search(value):
         raise InvalidInputError("email: not a valid email address")
-    try:
-        result = validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInputError(f"email: not a valid email address ({exc})") from None
+    normalized = _fast_normalized(value)
+    if normalized is None:
+        try:
+            normalized = validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise InvalidInputError(f"email: not a valid email address ({exc})") from None
     # Local parts are case-sensitive by the RFC but not in practice; one account, one key.
-    return result.normalized.lower()
+    return normalized.lower()
 
 
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
