@@ -100,21 +100,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "load": lambda: http_rows.load(port, sink, workdir, workers=args.http_workers),
             "soak": lambda: http_rows.soak(port, sink, workdir, args.soak or 10.0),
         }
-        # Django is measured again right before each row it is compared with, and each
-        # ratio uses that neighbour: the machine's speed drifts over a run (Django alone
-        # read 308 to 612 resets/s in the runs of one session), and a ratio of two figures
-        # taken seconds apart holds far better than one of figures minutes apart.
+        # Django is measured again right before and right after each row it is compared
+        # with, and each ratio uses the mean of those two: the machine's speed drifts over
+        # a run (Django alone read 251 to 491 resets/s in the runs of one session), and a
+        # ratio of figures taken seconds apart, on both sides, holds far better than one
+        # of figures minutes apart or than one neighbour alone.
         pairs: dict[str, Any] = {}
         results["django_beside"] = pairs
+
+        async def django_beside(name: str, when: str) -> None:
+            peer_dir = workdir / f"django-{when}-{name}"  # its own users database
+            peer_dir.mkdir(exist_ok=True)
+            try:
+                run = await django_row.row(port, sink, max(n["django"] // 2, 50), peer_dir)
+            except Exception as exc:
+                results["errors"][f"django {when} {name}"] = f"{type(exc).__name__}: {exc}"
+                return
+            pair = pairs.setdefault(name, {})
+            pair[when] = {k: run[k] for k in ("per_s", "p50_ms", "p99_ms", "n")}
+            rates = [pair[w]["per_s"] for w in ("before", "after") if w in pair]
+            pair["per_s"] = round(sum(rates) / len(rates), 1)
+
         for name in rows:
-            if name in ("inproc", "http") and "django" in rows and not (name == "http" and http_missing):
-                peer_dir = workdir / f"django-beside-{name}"  # its own users database
-                peer_dir.mkdir(exist_ok=True)
-                try:
-                    beside = await django_row.row(port, sink, max(n["django"] // 2, 50), peer_dir)
-                    pairs[name] = {k: beside[k] for k in ("per_s", "p50_ms", "p99_ms", "n")}
-                except Exception as exc:
-                    results["errors"][f"django beside {name}"] = f"{type(exc).__name__}: {exc}"
+            compared = name in ("inproc", "http") and "django" in rows and not (name == "http" and http_missing)
+            if compared:
+                await django_beside(name, "before")
             if name in ("http", "load", "soak") and http_missing:
                 results[name] = {"skipped": http_missing}
                 print(f"[bench] {name}: skipped ({http_missing})", file=sys.stderr)
@@ -129,6 +139,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["errors"][name] = f"{type(exc).__name__}: {exc}"
             load_avg[name] = [round(x, 2) for x in os.getloadavg()]
             print(f"[bench] {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+            if compared:
+                await django_beside(name, "after")
         results["sink"] = await sink.stats()
     results["ratios"] = report.ratios(results)
     results["targets"] = report.targets(results)

@@ -25,8 +25,8 @@ ROW_NUMBER = {"inproc": "2", "http": "4"}
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
-    """Ours / Django, each against the Django run measured just before our row (see
-    `django_beside`), or the Django row when there is none."""
+    """Ours / Django, each against the mean of the Django runs measured just before and
+    just after our row (see `django_beside`), or the Django row when there are none."""
     django = _get(results, "django", "per_s")
     beside = results.get("django_beside") or {}
     out: dict[str, Any] = {}
@@ -114,11 +114,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     dj = results.get("django")
     if isinstance(dj, dict):
         lat("5 Django 5.2", "PasswordResetForm.save()", dj, f"Django {dj.get('django_version')}")
-    for name, b in (results.get("django_beside") or {}).items():
-        what = f"just before row {ROW_NUMBER.get(name, name)}"
-        note = f"n={b.get('n')}; its row's ratios use it"
-        p50, p99 = _fmt(b.get("p50_ms")), _fmt(b.get("p99_ms"))
-        out.append(("5 Django 5.2", what, _fmt(b.get("per_s")), p50, "-", p99, note))
+    for name, pair in (results.get("django_beside") or {}).items():
+        for when in ("before", "after"):
+            b = pair.get(when)
+            if not isinstance(b, dict):
+                continue
+            what = f"just {when} row {ROW_NUMBER.get(name, name)}"
+            note = f"n={b.get('n')}"
+            if when == "after":
+                note += f"; the mean, {_fmt(pair.get('per_s'))}/s, is its row's peer"
+            p50, p99 = _fmt(b.get("p50_ms")), _fmt(b.get("p99_ms"))
+            out.append(("5 Django 5.2", what, _fmt(b.get("per_s")), p50, "-", p99, note))
     for g in (results.get("growth") or {}).values():
         if isinstance(g, dict):
             out.append(("6 growth", f"{g['stored']:,} stored: request", "-", _fmt(g.get("request_p50_ms")), "-",

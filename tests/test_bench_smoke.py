@@ -104,15 +104,18 @@ async def test_bench_http_row_on_two_workers_then_one(tmp_path: Path) -> None:
     assert "concurrency 32, 2 workers" in table and "concurrency 32, one worker" in table
 
 
-def test_each_ratio_uses_the_django_run_just_before_its_row() -> None:
+def test_each_ratio_uses_the_django_runs_just_before_and_after_its_row() -> None:
+    beside = {"before": {"per_s": 280.0, "n": 500}, "after": {"per_s": 320.0, "n": 500}, "per_s": 300.0}
     results = {
         "inproc": {"sequential": {"per_s": 600.0}, "concurrency_8": {"per_s": 900.0}},
         "http": {"concurrency_32": {"per_s": 450.0, "all_delivered": True}},
         "django": {"per_s": 500.0},
-        "django_beside": {"inproc": {"per_s": 300.0}},  # none beside http: the Django row serves
+        "django_beside": {"inproc": beside},  # none beside http: the Django row serves
     }
     r = report.ratios(results)
     assert r["inproc_sequential_vs_django"] == 2.0 and r["inproc_concurrency_8_vs_django"] == 3.0
     assert r["http_concurrency_32_vs_django"] == 0.9
     results["ratios"] = r
     assert report.targets(results)["inproc >= 3x Django"] == {"value": 3.0, "met": True}
+    table = report.table(results)
+    assert "just before row 2" in table and "just after row 2" in table and "300/s, is its row's peer" in table
