@@ -102,7 +102,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         # Django is measured again right before and right after each row it is compared
         # with, and each ratio uses the mean of those two: the machine's speed drifts over
-        # a run (Django alone read 251 to 491 resets/s in the runs of one session), and a
+        # a run (Django alone read 227 to 514 resets/s within one session), and a
         # ratio of figures taken seconds apart, on both sides, holds far better than one
         # of figures minutes apart or than one neighbour alone.
         pairs: dict[str, Any] = {}
