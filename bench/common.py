@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reset_mcp.config import Settings, load_settings
-from reset_mcp.service import ResetInput
+from reset_mcp.flows.reset import ResetInput
 
 SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123"
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"

@@ -26,7 +26,7 @@ from bench.common import Identities, bench_settings, now, summary
 from bench.http_rows import tokens_from
 from bench.sink import SinkClient
 from reset_mcp.app import build_app
-from reset_mcp.housekeeping import purge
+from reset_mcp.flows.retention import purge
 from reset_mcp.store import open_store
 from reset_mcp.store.records import ContactEvent
 

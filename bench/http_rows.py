@@ -35,9 +35,9 @@ TOKEN_RE = re.compile(r"token=([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+
 def http_available() -> str | None:
     """None when the HTTP transport is importable, else why not."""
     try:
-        from reset_mcp.server.http import build_http_app  # noqa: F401
+        from reset_mcp.server.http.app import build_http_app  # noqa: F401
     except ImportError as exc:
-        return f"reset_mcp.server.http is not importable: {exc}"
+        return f"reset_mcp.server.http.app is not importable: {exc}"
     return None
 
 

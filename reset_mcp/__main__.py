@@ -1,3 +1,3 @@
-from reset_mcp.cli import main
+from reset_mcp.cli.main import main
 
 raise SystemExit(main())

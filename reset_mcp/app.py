@@ -11,20 +11,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from reset_mcp.abuse import AbuseRules
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.compose import Composer
 from reset_mcp.compose.models import Branding
 from reset_mcp.config import MIN_SECRET_BYTES, Settings
 from reset_mcp.context import GeoLocator
 from reset_mcp.deps import Deps
-from reset_mcp.dispatcher import Dispatcher, RetryPolicy
+from reset_mcp.emails.outgoing import MessageFactory
 from reset_mcp.errors import ConfigError
+from reset_mcp.flows.reset import ResetService
 from reset_mcp.mail import EmailBackend, open_email_backend
-from reset_mcp.messages import MessageFactory
-from reset_mcp.oversight import Policy, load_policy
-from reset_mcp.sending import Releaser
-from reset_mcp.service import ResetService
+from reset_mcp.outbox.dispatcher import Dispatcher, RetryPolicy
+from reset_mcp.outbox.release import Releaser
+from reset_mcp.policy.abuse import AbuseRules
+from reset_mcp.policy.oversight import Policy, load_policy
 from reset_mcp.store import Store, open_store
 from reset_mcp.tokens import TokenSigner
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from reset_mcp.abuse import AbuseRules
 from reset_mcp.clock import Clock
 from reset_mcp.context import GeoLocator
-from reset_mcp.dispatcher import DeliveryOutcome, Dispatcher
 from reset_mcp.models import DeliveryInfo
-from reset_mcp.oversight import Policy
-from reset_mcp.sending import Releaser
+from reset_mcp.outbox.dispatcher import DeliveryOutcome, Dispatcher
+from reset_mcp.outbox.release import Releaser
+from reset_mcp.policy.abuse import AbuseRules
+from reset_mcp.policy.oversight import Policy
 from reset_mcp.store import Store, Tx
 from reset_mcp.store.records import OutboxRow
 from reset_mcp.tokens import TokenSigner

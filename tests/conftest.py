@@ -18,7 +18,7 @@ from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings, load_settings
 from reset_mcp.mail import OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.server.mcp_app import build_server
+from reset_mcp.server.mcp.server import build_server
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 CHROME_UA = (

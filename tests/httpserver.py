@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from reset_mcp.app import build_app
 from reset_mcp.config import Settings
 from reset_mcp.keys import create_key
-from reset_mcp.server.http import Transport, build_http_app
+from reset_mcp.server.http.app import Transport, build_http_app
 
 
 def free_port() -> int:

@@ -16,14 +16,14 @@ from mcp import Client
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from reset_mcp import abuse
-from reset_mcp.abuse import AbuseRules, assess
 from reset_mcp.app import App, build_app
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
 from reset_mcp.errors import InvalidInputError
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.service import ResetInput
+from reset_mcp.policy import abuse
+from reset_mcp.policy.abuse import AbuseRules, assess
 from reset_mcp.store.records import ContactEvent
 from tests.conftest import CHROME_UA, client_for, reset_args, token_from
 

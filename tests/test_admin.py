@@ -25,17 +25,17 @@ from starlette.testclient import TestClient
 
 from reset_mcp.app import App, build_app
 from reset_mcp.audit import verify_chain
-from reset_mcp.cli_admin import run_admin
-from reset_mcp.cli_keys import run_keys
+from reset_mcp.cli.admin import run_admin
+from reset_mcp.cli.keys import run_keys
 from reset_mcp.clock import FakeClock
 from reset_mcp.deps import Caller
 from reset_mcp.errors import ConflictError
+from reset_mcp.flows.reset import ResetInput
+from reset_mcp.links import ApprovalLinks
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.server.admin_session import SessionCodec, redact_access_log
-from reset_mcp.server.admin_views import MASK
-from reset_mcp.server.approval_links import ApprovalLinks
-from reset_mcp.server.http import build_http_app
-from reset_mcp.service import ResetInput
+from reset_mcp.server.admin.session import SessionCodec, redact_access_log
+from reset_mcp.server.admin.views import MASK
+from reset_mcp.server.http.app import build_http_app
 from reset_mcp.store import Tx, open_store
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml
 from tests.httpserver import RunningServer, make_keys, mcp_client, running_server

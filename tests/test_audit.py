@@ -19,13 +19,13 @@ import pytest
 
 from reset_mcp.app import App, build_app
 from reset_mcp.audit import GENESIS, verify_chain
-from reset_mcp.cli import main as cli_main
+from reset_mcp.cli.main import main as cli_main
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail import OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.service import ResetInput
 from reset_mcp.store import open_store
 from reset_mcp.store.records import AuditEntry
 from reset_mcp.tokens import jti_hash

@@ -21,16 +21,16 @@ import pytest
 from reset_mcp.app import App, build_app
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
-from reset_mcp.dispatcher import DeliveryOutcome, Dispatcher, RetryPolicy
+from reset_mcp.emails.outgoing import context_payload
 from reset_mcp.errors import PermanentDeliveryError, TransientDeliveryError
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.ids import new_id
 from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.messages import context_payload
 from reset_mcp.models import ResetRequestResult
-from reset_mcp.sending import Releaser
-from reset_mcp.server.run import app_with_worker
-from reset_mcp.service import ResetInput
+from reset_mcp.outbox.dispatcher import DeliveryOutcome, Dispatcher, RetryPolicy
+from reset_mcp.outbox.release import Releaser
+from reset_mcp.server.serve import app_with_worker
 from reset_mcp.store.records import OutboxRow, SendRecord
 from tests.conftest import SECRET, client_for, reset_args, text_of_eml, token_from, token_from_text
 from tests.smtpd_sink import HOST, SmtpSink

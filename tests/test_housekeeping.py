@@ -11,10 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from reset_mcp.cli_admin import run_admin
+from reset_mcp.cli.admin import run_admin
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
-from reset_mcp.housekeeping import purge, retention_loop
+from reset_mcp.flows.retention import purge, retention_loop
 from reset_mcp.store import Store, open_store
 from reset_mcp.store.records import ContactEvent, TokenRecord
 

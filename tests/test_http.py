@@ -15,12 +15,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from reset_mcp.app import build_app
-from reset_mcp.cli_keys import run_keys
+from reset_mcp.cli.keys import run_keys
 from reset_mcp.config import Settings, load_settings
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.keys import create_key, hash_secret, verify_key
-from reset_mcp.server.http import build_http_app, serve_http
-from reset_mcp.server.rest import ClientThrottle
+from reset_mcp.server.http.app import build_http_app, serve_http
+from reset_mcp.server.http.rest import ClientThrottle
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml, token_from_text
 from tests.httpserver import RunningServer, make_keys, mcp_client, running_server, sse_mcp_client
 

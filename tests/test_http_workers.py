@@ -33,12 +33,12 @@ from conftest import TOKEN_RE, reset_args, token_from_text
 from httpserver import free_port, mcp_client
 from smtpd_sink import SmtpSink
 
-from reset_mcp.cli import main as cli_main
+from reset_mcp.cli.main import main as cli_main
 from reset_mcp.config import load_settings
 from reset_mcp.errors import ConfigError
-from reset_mcp.server import workers as workers_module
-from reset_mcp.server.http import serve_http
-from reset_mcp.server.workers import CRASH_LOOP_SECONDS, Supervisor
+from reset_mcp.server.http import workers as workers_module
+from reset_mcp.server.http.app import serve_http
+from reset_mcp.server.http.workers import CRASH_LOOP_SECONDS, Supervisor
 
 pytestmark = pytest.mark.anyio
 ACCESS_LINE = re.compile(r"uvicorn\.access worker (\d+): .*\"POST /mcp")

@@ -23,11 +23,11 @@ from reset_mcp.compose.i18n import SUPPORTED_LOCALES
 from reset_mcp.compose.models import Branding
 from reset_mcp.compose.samples import samples
 from reset_mcp.errors import InvalidInputError
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail import OutgoingEmail, mime
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.mail.mime import to_bytes
 from reset_mcp.mail.smtp_pipeline import wire_data
-from reset_mcp.service import ResetInput
 from tests.conftest import CHROME_UA, token_from
 
 

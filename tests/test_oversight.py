@@ -23,10 +23,10 @@ from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
 from reset_mcp.errors import ConfigError, ConflictError, PermissionDeniedError
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.oversight import load_policy
-from reset_mcp.service import ResetInput
+from reset_mcp.policy.oversight import load_policy
 from tests.conftest import SECRET, client_for, reset_args, text_of_eml, token_from, token_from_text
 
 MODES = ("read_only", "gated", "confirm", "monitored", "autonomous")

@@ -12,8 +12,8 @@ import pytest
 from pg import fresh_schema_url, pg_database_fixture
 
 from reset_mcp.app import App, build_app
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.service import ResetInput
 from tests.conftest import CHROME_UA, token_from
 
 pytestmark = pytest.mark.postgres

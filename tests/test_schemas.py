@@ -9,7 +9,7 @@ import jsonschema
 
 from reset_mcp import __version__
 from reset_mcp.config import Settings
-from reset_mcp.server.schemas import render, tool_documents
+from reset_mcp.server.mcp.schemas import render, tool_documents
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -38,9 +38,9 @@ from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings, load_settings
 from reset_mcp.deps import Caller
 from reset_mcp.errors import ConfigError, PermissionDeniedError
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.mail.mime import build_message
-from reset_mcp.service import ResetInput
 from reset_mcp.tokens import _derive, jti_hash
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml, token_from, token_from_text
 
@@ -708,7 +708,7 @@ async def test_loopback_bind_keeps_sdk_dns_rebinding_protection(http_server: Any
 
 async def test_public_bind_needs_explicit_allowed_hosts_and_origins(tmp_path: Path) -> None:
     """ "a public bind needs explicit allowed hosts and origins"."""
-    from reset_mcp.server.http import build_http_app, serve_http
+    from reset_mcp.server.http.app import build_http_app, serve_http
 
     public = {"data_dir": tmp_path, "secret": SECRET, "http_host": "0.0.0.0"}
     for missing in ({}, {"allowed_hosts": "reset.example.com"}, {"allowed_origins": "https://app.example.com"}):

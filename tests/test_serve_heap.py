@@ -6,7 +6,7 @@ import gc
 from collections.abc import Callable
 
 from reset_mcp.config import Settings
-from reset_mcp.server.run import app_with_worker
+from reset_mcp.server.serve import app_with_worker
 
 
 async def test_serve_freezes_the_loaded_heap_and_an_embedded_app_does_not(

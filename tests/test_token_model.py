@@ -39,8 +39,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multip
 from reset_mcp.app import App, build_app
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import load_settings
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail.memory import MemoryBackend
-from reset_mcp.service import ResetInput
 from reset_mcp.tokens import jti_hash
 from tests.conftest import CHROME_UA, SECRET, token_from
 from tests.pg import fresh_schema_url, pg_database_fixture

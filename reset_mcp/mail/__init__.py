@@ -1,6 +1,6 @@
 """Email backends: the one interface, the message it carries, and a lazy factory.
 
-Only the dispatcher (`reset_mcp.dispatcher`) calls `EmailBackend.send`, and only for
+Only the dispatcher (`reset_mcp.outbox.dispatcher`) calls `EmailBackend.send`, and only for
 outbox rows the oversight policy released; nothing else in the package talks to a
 backend. Drivers (aiosmtplib, httpx) are imported inside their own modules, which the
 factory imports on demand, so the domain never pulls them in.

@@ -1,0 +1,1 @@
+"""The `reset-mcp` command line."""

@@ -1,0 +1,193 @@
+"""The overseer's commands: approvals, audit, outbox, keys, migrate, preview, purge.
+
+They work on the same database as the server (SQLite in WAL mode takes a CLI writer
+beside a running server). The CLI acts as `cli:<user>`, a different identity from any
+agent, so an approval given here is never the requester's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from reset_mcp.app import App, build_app
+from reset_mcp.audit import verify_chain
+from reset_mcp.config import Settings
+from reset_mcp.deps import Caller
+from reset_mcp.errors import NotFoundError
+from reset_mcp.flows.retention import purge
+from reset_mcp.policy.abuse import HISTORY_DAYS
+
+
+def _cli_caller() -> Caller:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Caller(f"cli:{user}", frozenset({"approve"}))
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
+def _run(settings: Settings, fn: Callable[[App], Awaitable[int]]) -> int:
+    async def main() -> int:
+        async with build_app(settings) as app:
+            return await fn(app)
+
+    return anyio.run(main)
+
+
+async def _approvals(app: App, args: argparse.Namespace) -> int:
+    desk = app.service.approvals
+    if args.action == "list":
+        items = await desk.list(None if args.all else "pending", 200)
+        if not items:
+            print("no pending approvals" if not args.all else "no approvals")
+        for a in items:
+            print(f"{a.id}  {a.status:<9} {a.kind:<16} {a.recipient}  expires {_when(a.expires_at)}")
+            print(f"    {a.summary}")
+            print(f"    held because: {a.reason}")
+        return 0
+    caller = _cli_caller()
+    if args.action == "approve":
+        result = await desk.approve(args.id, caller, args.reason)
+    else:
+        result = await desk.reject(args.id, caller, args.reason)
+    delivery = f", delivery {result.delivery.status}" if result.delivery else ""
+    print(f"{result.approval_id}: {result.status} (request {result.request_id}{delivery})")
+    return 0
+
+
+async def _audit(app: App, args: argparse.Namespace) -> int:
+    if args.action == "tail":
+        async with app.store.transaction() as tx:
+            entries = await tx.list_audit(newest=True, limit=args.n)
+        for e in entries:
+            print(f"{e.seq:>6}  {_when(e.at)}  {e.actor:<20} {e.action:<18} {e.subject}  {json.dumps(e.detail)}")
+        return 0
+    entries, after = [], 0
+    while True:  # page through the log so a long one does not sit in one query
+        async with app.store.transaction() as tx:
+            page = await tx.list_audit(after_seq=after, limit=5000)
+        if not page:
+            break
+        entries.extend(page)
+        after = page[-1].seq
+    report = verify_chain(entries)
+    if report.ok:
+        print(f"audit log intact: {report.checked} entries, hash chain verified")
+        return 0
+    print(f"audit log BROKEN at entry {report.bad_seq}: {report.problem}", file=sys.stderr)
+    return 1
+
+
+async def _outbox(app: App, args: argparse.Namespace) -> int:
+    async with app.store.transaction() as tx:
+        if args.action == "counts":
+            counts = await tx.outbox_counts()
+            for status in ("pending", "sending", "sent", "failed", "expired", "cancelled"):
+                print(f"{status:<10} {counts.get(status, 0)}")
+            return 0
+        if args.action == "list":
+            for r in await tx.list_outbox(args.status, args.n):
+                err = f"  ({r.last_error})" if r.last_error else ""
+                print(f"{r.id}  {r.status:<9} {r.kind:<16} {r.recipient}  attempts {r.attempts}{err}")
+            return 0
+        row = await tx.get_outbox(args.id)
+        if row is None:
+            raise NotFoundError(f"no outbox row {args.id!r}")
+        if args.action == "show":
+            shown = {
+                k: getattr(row, k)
+                for k in (
+                    "id",
+                    "send_id",
+                    "kind",
+                    "recipient",
+                    "status",
+                    "attempts",
+                    "message_id",
+                    "last_error",
+                    "provider_message_id",
+                )
+            }
+            shown |= {
+                "created_at": _when(row.created_at),
+                "next_attempt_at": _when(row.next_attempt_at),
+                "sent_at": _when(row.sent_at),
+                "not_after": _when(row.not_after),
+            }
+            print(json.dumps(shown, indent=2))
+            return 0
+        if not await tx.requeue_outbox(row.id, app.clock.now()):
+            print(f"{row.id} is {row.status}; only failed or pending rows can be retried", file=sys.stderr)
+            return 1
+    print(f"{row.id} queued for delivery")
+    await app.dispatcher.run_once()
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from reset_mcp.store import open_store
+
+    async def main() -> list[str]:
+        store = await open_store(settings.effective_database_url, pool_size=1, migrate=False)
+        try:
+            return await store.migrate()
+        finally:
+            await store.aclose()
+
+    applied = anyio.run(main)
+    print("\n".join(f"applied {m}" for m in applied) or "schema is up to date")
+    return 0
+
+
+async def _purge(app: App, args: argparse.Namespace) -> int:
+    # Default: the server's retention, or (retention off) the history abuse detection reads.
+    days = args.days if args.days is not None else (app.settings.retention_days or HISTORY_DAYS)
+    if days < 1:
+        print("reset-mcp: --days must be at least 1", file=sys.stderr)
+        return 2
+    counts = await purge(app.store, app.clock.now() - timedelta(days=days))
+    print(", ".join(f"{n} {table}" for table, n in counts.items()) + f" deleted (older than {days} days)")
+    return 0
+
+
+def _preview(settings: Settings, args: argparse.Namespace) -> int:
+    from reset_mcp.app import branding
+    from reset_mcp.compose import Composer
+
+    rendered = Composer(branding(settings), settings.template_dir).sample(args.kind, locale=args.locale)
+    if args.out is None:
+        print(f"Subject: {rendered.subject}\n\n{rendered.text}")
+        return 0
+    base = Path(args.out)
+    stem = base.with_suffix("") if base.suffix in (".html", ".txt") else base
+    stem.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
+    stem.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+    print(f"wrote {stem.with_suffix('.html')} and {stem.with_suffix('.txt')}")
+    return 0
+
+
+def run_admin(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "preview":
+        return _preview(settings, args)
+    if args.command == "migrate":
+        return _migrate(settings)
+    if args.command == "keys":
+        from reset_mcp.cli.keys import run_keys
+
+        return run_keys(settings, args)
+    handlers = {"approvals": _approvals, "audit": _audit, "outbox": _outbox, "purge": _purge}
+    handler = handlers[args.command]
+    return _run(settings, lambda app: handler(app, args))

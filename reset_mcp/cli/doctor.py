@@ -1,0 +1,123 @@
+"""`reset-mcp doctor`: the effective configuration, secrets masked, and what is wrong.
+
+It checks what start-up would check (settings, policy file, templates, database,
+email backend) and reports every problem it finds instead of stopping at the first.
+Exit code 0 when nothing is wrong, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import SecretStr
+
+from reset_mcp.config import Settings
+from reset_mcp.errors import ResetMCPError
+
+SECRET_FIELDS = {"secret", "secret_fallbacks", "smtp_password", "email_api_key", "webhook_secret", "webhook_bearer"}
+
+
+def mask(name: str, value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, SecretStr) or name in SECRET_FIELDS:
+        return "******** (set)"
+    if name == "database_url" and isinstance(value, str) and "@" in value:
+        scheme, _, rest = value.partition("://")
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:****@{host}" if ":" in creds else value
+    return str(value)
+
+
+def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
+    from reset_mcp.app import branding
+    from reset_mcp.compose import Composer
+    from reset_mcp.context import GeoLocator
+    from reset_mcp.mail import open_email_backend
+    from reset_mcp.policy.oversight import load_policy
+    from reset_mcp.store import open_store
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    policy_view: dict[str, Any] = {}
+    try:
+        policy = load_policy(settings.oversight_mode, settings.policy_file)
+        policy_view = policy.describe()
+        modes = set(policy_view["modes"].values())
+        if modes & {"gated", "confirm"} and not settings.oversight_email:
+            warnings.append(
+                "held emails wait for approval, but RESET_MCP_OVERSIGHT_EMAIL is not set: "
+                "use `reset-mcp approvals` or the admin HTTP endpoints to decide them"
+            )
+        if "monitored" in modes and not settings.oversight_email:
+            problems.append("mode monitored needs RESET_MCP_OVERSIGHT_EMAIL to notify the overseer")
+    except ResetMCPError as exc:
+        problems.append(str(exc))
+    for label, build in (
+        ("templates", lambda: Composer(branding(settings), settings.template_dir)),
+        ("GeoIP database", lambda: GeoLocator(settings.geoip_db).close()),
+        ("email backend", lambda: open_email_backend(settings)),
+        ("secret fallbacks", lambda: settings.fallback_secrets),
+    ):
+        try:
+            build()
+        except ResetMCPError as exc:
+            problems.append(f"{label}: {exc}")
+    if settings.secret is None:
+        key = Path(settings.data_dir) / "secret.key"
+        warnings.append(
+            f"RESET_MCP_SECRET is not set: the key in {key} is used "
+            f"({'exists' if key.exists() else 'will be generated at start'}); "
+            "set RESET_MCP_SECRET to share one key between instances"
+        )
+    if settings.email_backend == "smtp" and settings.delivery_lease_seconds <= 2 * settings.smtp_timeout_seconds:
+        # A send still in flight when its lease ends can be taken over by another worker and sent twice.
+        problems.append(
+            "RESET_MCP_DELIVERY_LEASE_SECONDS should be more than twice RESET_MCP_SMTP_TIMEOUT_SECONDS "
+            f"(now {settings.delivery_lease_seconds:g} and {settings.smtp_timeout_seconds:g})"
+        )
+    if settings.from_address.endswith("@example.com"):
+        warnings.append("RESET_MCP_FROM_ADDRESS is the example default; set your real sender address")
+    if settings.reset_url.startswith("http://"):
+        warnings.append("RESET_MCP_RESET_URL uses http on localhost: fine for trying it, not for production")
+
+    async def db() -> None:
+        store = await open_store(
+            settings.effective_database_url, pool_size=1, pool_timeout=settings.db_pool_timeout_seconds
+        )
+        try:
+            await store.ping()
+        finally:
+            await store.aclose()
+
+    try:
+        anyio.run(db)
+    except ResetMCPError as exc:
+        problems.append(f"database: {exc}")
+    return problems, warnings, policy_view
+
+
+def run_doctor(settings: Settings | None) -> int:
+    if settings is None:
+        print("configuration: INVALID (see above)")
+        return 1
+    print("reset-mcp effective configuration (RESET_MCP_*):")
+    for name in type(settings).model_fields:
+        print(f"  {name.upper():<32} {mask(name, getattr(settings, name))}")
+    print(f"  {'(database)':<32} {mask('database_url', settings.effective_database_url)}")
+    if settings.email_backend == "outbox":
+        print(f"  {'(outbox folder)':<32} {settings.effective_outbox_dir}")
+    problems, warnings, policy = _checks(settings)
+    if policy:
+        print("oversight policy:")
+        print("  " + json.dumps(policy, indent=2).replace("\n", "\n  "))
+    for w in warnings:
+        print(f"warning: {w}")
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    print("ok: nothing is wrong" if not problems else f"{len(problems)} problem(s) found")
+    return 1 if problems else 0

@@ -1,0 +1,1 @@
+"""The email kinds: one module each, and a registry."""

@@ -1,0 +1,1 @@
+"""The use cases: the only code that opens store transactions (besides outbox/)."""

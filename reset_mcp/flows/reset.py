@@ -1,0 +1,287 @@
+"""ResetService: the reset workflow, read top to bottom.
+
+request -> (limits, abuse) -> policy gate -> token + outbox row in one transaction ->
+delivered at once by the dispatcher. verify / consume check the signature, then the
+store; consume is one conditional UPDATE, so two racing calls never both win.
+
+The service knows nothing of MCP, HTTP or a database driver; every entry point (tools,
+REST, CLI) calls these methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from reset_mcp.context import parse_user_agent, resolve_location
+from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
+from reset_mcp.emails.outgoing import context_payload
+from reset_mcp.flows.alerts import AUTO_ALERT_REASON, queue_password_changed, queue_security_alert
+from reset_mcp.flows.approvals import ApprovalDesk
+from reset_mcp.flows.contacts import Contacts
+from reset_mcp.flows.reports import INVALID, report_unrequested
+from reset_mcp.ids import new_id
+from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
+from reset_mcp.policy import abuse
+from reset_mcp.policy.gate import gate
+from reset_mcp.policy.throttle import FailureThrottle
+from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
+from reset_mcp.tokens import TokenClaims, jti_hash
+from reset_mcp.validation import identifier, normalize_email, parse_ip, single_line
+
+log = logging.getLogger("reset_mcp.flows.reset")
+
+
+@dataclass(frozen=True, slots=True)
+class ResetInput:
+    email: str
+    user_id: str
+    ip: str
+    user_agent: str
+    name: str | None = None
+    location: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+
+
+class ResetService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.throttle = FailureThrottle()
+        self.approvals = ApprovalDesk(deps)
+        self.contacts = Contacts(deps)
+
+    # Request -------------------------------------------------------------------------
+    async def request_password_reset(
+        self, inp: ResetInput, caller: Caller = STDIO_CALLER, *, confirmed: bool | None = None
+    ) -> ResetRequestResult:
+        d = self.deps
+        email = normalize_email(inp.email)
+        user_id = identifier(inp.user_id, "user_id")
+        ip = parse_ip(inp.ip)
+        name = single_line(inp.name, "name", 200)
+        locale = single_line(inp.locale, "locale", 35)
+        timezone = single_line(inp.timezone, "timezone", 64)
+        device = parse_user_agent(inp.user_agent or "")
+        location = resolve_location(ip, single_line(inp.location, "location", 200), d.geo)
+        now = d.clock.now()
+        ctx = context_payload(now, str(ip), device.label(), location.label)
+        event = ContactEvent(
+            email=email,
+            user_id=user_id,
+            event_type=abuse.REQUESTED,
+            created_at=now,
+            ip=str(ip),
+            device=device.family_key(),
+            country=location.country_code,
+            metadata={"device_label": device.label(), "location": location.label, "requested_by": caller.id},
+        )
+        send = SendRecord(
+            id=new_id("req"),
+            kind="password_reset",
+            recipient=email,
+            user_id=user_id,
+            status="queued",
+            reason=None,
+            requested_by=caller.id,
+            decision="",
+            created_at=now,
+            updated_at=now,
+            payload={"to_name": name, "context": ctx, "locale": locale, "timezone": timezone},
+        )
+        alert_rows = []
+        async with d.store.transaction() as tx:
+            # Count-then-insert under the account's and the IP's locks: concurrent requests
+            # on several instances cannot all slip under the limit.
+            await lock_account(tx, email)
+            await tx.lock(f"ip:{ip}")
+            limit = await abuse.check_rate_limits(tx, d.rules, now, email=email, ip=str(ip))
+            if limit.limited:
+                event.event_type = abuse.LIMITED
+                await tx.insert_event(event)
+                send.status, send.reason, send.decision = "rate_limited", limit.reason, "rate_limited"
+                await tx.insert_send(send)
+                await d.audit(tx, caller.id, "rate_limited", send.id, now, reason=limit.reason, ip=str(ip))
+                report = await abuse.account_report(tx, d.rules, now, email=email, user_id=None)
+            else:
+                await tx.insert_event(event)
+                gated = await gate(d, tx, send, now, confirmed=confirmed)
+                report = await abuse.account_report(tx, d.rules, now, email=email, user_id=None)
+            alert_queued = False
+            if report.risk == "high":
+                alerted, _ = await queue_security_alert(
+                    d,
+                    tx,
+                    email=email,
+                    user_id=user_id,
+                    reason=AUTO_ALERT_REASON,
+                    details="; ".join(report.reasons),
+                    now=now,
+                    requested_by="abuse-detector",
+                    window_minutes=d.rules.window_minutes,
+                    locale=locale,
+                    timezone=timezone,
+                )
+                if alerted is not None:
+                    alert_queued = True
+                    alert_rows = alerted.rows
+        if limit.limited:
+            await d.deliver(alert_rows)
+            return ResetRequestResult(
+                request_id=send.id,
+                status="rate_limited",
+                retry_after=limit.retry_after,
+                reason=limit.reason,
+                risk=report.risk,
+                alert_queued=alert_queued,
+            )
+        delivery = await d.deliver(gated.rows)
+        await d.deliver(alert_rows)
+        status = gated.status
+        if status == "queued" and delivery is not None:
+            status = {"sent": "sent", "failed": "failed"}.get(delivery.status, "queued")
+        return ResetRequestResult(
+            request_id=send.id,
+            status=status,
+            expires_at=gated.expires_at,
+            reason=gated.reason,  # type: ignore[arg-type]
+            approval_id=gated.approval_id,
+            delivery=delivery if gated.status == "queued" else None,
+            risk=report.risk,
+            alert_queued=alert_queued,
+        )
+
+    # Verify and consume --------------------------------------------------------------
+    async def _check(self, token: str, caller: Caller, action: str) -> tuple[TokenClaims | None, TokenRecord | None]:
+        d = self.deps
+        now = d.clock.now()
+        self.throttle.check(caller.id, now)
+        decoded = d.signer.decode(token, now)
+        failure = decoded.failure
+        record = None
+        if decoded.claims is not None and failure is None:
+            async with d.store.reading() as tx:
+                record = await tx.get_token(jti_hash(decoded.claims.jti))
+            if record is None:
+                failure = "unknown"
+            elif record.consumed_at is not None:
+                failure = "consumed"
+            elif record.revoked_at is not None:
+                failure = "revoked"
+            elif record.expires_at <= now:
+                failure = "expired"
+        if failure is not None:
+            async with d.store.transaction() as tx:
+                subject = record.send_id if record else "token"
+                await d.audit(tx, caller.id, f"{action}_refused", subject, now, reason=failure)
+            self.throttle.failed(caller.id, now)
+            return None, None
+        self.throttle.succeeded(caller.id)
+        return decoded.claims, record
+
+    async def verify_reset_token(self, token: str, caller: Caller = STDIO_CALLER) -> VerifyResult:
+        claims, record = await self._check(token, caller, "verify")
+        if claims is None or record is None:
+            return VerifyResult(valid=False, reason=INVALID)
+        return VerifyResult(valid=True, user_id=record.user_id, email=record.email, expires_at=record.expires_at)
+
+    async def consume_reset_token(
+        self,
+        token: str,
+        caller: Caller = STDIO_CALLER,
+        *,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        locale: str | None = None,
+        timezone: str | None = None,
+    ) -> ConsumeResult:
+        d = self.deps
+        ctx = None
+        parsed = parse_ip(ip) if ip else None
+        if parsed is not None or user_agent:
+            # The notice shows what the reset page passed on; a part it did not pass reads "unknown".
+            ctx = context_payload(
+                d.clock.now(),
+                str(parsed) if parsed is not None else "unknown",
+                parse_user_agent(user_agent or "").label(),
+                resolve_location(parsed, None, d.geo).label,
+            )
+        claims, record = await self._check(token, caller, "consume")
+        if claims is None or record is None:
+            return ConsumeResult(consumed=False, reason=INVALID)
+        now = d.clock.now()
+        async with d.store.transaction() as tx:
+            await lock_account(tx, record.email)
+            if not await tx.consume_token(record.jti_hash, now):
+                await d.audit(tx, caller.id, "consume_refused", record.send_id, now, reason="lost race or expired")
+                won = False
+            else:
+                won = True
+                revoked = await tx.revoke_tokens(
+                    user_id=record.user_id, email=record.email, now=now, reason="password changed"
+                )
+                await tx.insert_event(
+                    ContactEvent(
+                        email=record.email,
+                        user_id=record.user_id,
+                        event_type="reset_consumed",
+                        created_at=now,
+                        ip=str(parsed) if parsed is not None else None,
+                        metadata={"request_id": record.send_id},
+                    )
+                )
+                await d.audit(
+                    tx,
+                    caller.id,
+                    "token_consumed",
+                    record.send_id,
+                    now,
+                    user_id=record.user_id,
+                    other_tokens_revoked=revoked,
+                )
+                notice = await queue_password_changed(
+                    d,
+                    tx,
+                    email=record.email,
+                    user_id=record.user_id,
+                    now=now,
+                    context=ctx,
+                    locale=locale,
+                    timezone=timezone,
+                )
+        if not won:
+            return ConsumeResult(consumed=False, reason=INVALID)
+        delivery = await d.deliver(notice.rows)
+        # `delivery` reports the first row: the owner's notice only when it was released;
+        # a held notice's rows are the overseer's, whose delivery says nothing of the owner's.
+        notice_status = notice.status
+        if notice.status == "queued" and delivery is not None:
+            notice_status = delivery.status
+        return ConsumeResult(
+            consumed=True,
+            user_id=record.user_id,
+            other_tokens_revoked=revoked,
+            notice_status=notice_status,
+        )
+
+    # Revoke and report ---------------------------------------------------------------
+    async def revoke_reset_tokens(
+        self, *, email: str | None, user_id: str | None, reason: str, caller: Caller = STDIO_CALLER
+    ) -> RevokeResult:
+        d = self.deps
+        email = normalize_email(email) if email else None
+        user_id = identifier(user_id, "user_id") if user_id else None
+        reason = single_line(reason, "reason", 500) or "revoked"
+        if email is None and user_id is None:
+            from reset_mcp.errors import InvalidInputError
+
+            raise InvalidInputError("give email or user_id")
+        now = d.clock.now()
+        async with d.store.transaction() as tx:
+            count = await tx.revoke_tokens(user_id=user_id, email=email, now=now, reason=reason)
+            await d.audit(tx, caller.id, "tokens_revoked", user_id or email or "", now, count=count, reason=reason)
+        return RevokeResult(revoked=count)
+
+    async def report_unrequested_reset(self, token: str, caller: Caller = STDIO_CALLER) -> ReportResult:
+        """The owner says "this wasn't me" (see `reports.report_unrequested`)."""
+        return await report_unrequested(self.deps, token, caller)

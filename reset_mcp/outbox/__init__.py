@@ -1,0 +1,1 @@
+"""The outbox: releasing a send into a row, delivering rows, recording outcomes."""

@@ -1,0 +1,1 @@
+"""The oversight policy, the gate every email passes, abuse verdicts and throttles."""

@@ -1,0 +1,1 @@
+"""The overseer's approvals page and the pages behind approval links."""

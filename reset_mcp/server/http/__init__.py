@@ -1,0 +1,1 @@
+"""HTTP: the ASGI app, REST routes, API-key auth, metrics, worker processes."""

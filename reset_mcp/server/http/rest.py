@@ -1,0 +1,242 @@
+"""REST routes beside MCP: the app's reset page (`redeem`), the overseer (`approve`),
+health and metrics. Handlers parse JSON, call the service, and map domain errors:
+
+    400 bad JSON / missing field / InvalidInputError    401 no or wrong key
+    403 scope missing, or the requesting key deciding    404 NotFoundError
+    409 ConflictError (already decided)                  413 body over 64 KiB
+    429 too many failed verifications (Retry-After)      503 StoreError (database unavailable)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reset_mcp.deps import Caller
+from reset_mcp.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResetMCPError,
+    StoreError,
+)
+from reset_mcp.policy.throttle import TooManyFailuresError
+from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyAuth
+from reset_mcp.server.http.metrics import CONTENT_TYPE, Metrics
+from reset_mcp.store.records import APPROVAL_STATUSES
+
+log = logging.getLogger("reset_mcp.server")
+MAX_BODY = 64 * 1024
+MAX_TOKEN = 4096
+_STATUS_OF: list[tuple[type[ResetMCPError], int]] = [
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (PermissionDeniedError, 403),
+    (InvalidInputError, 400),
+    (StoreError, 503),
+]
+
+
+class ClientThrottle:
+    """At most `limit` failed verifications per client IP in a sliding `window` (seconds).
+
+    This sits in front of the service's own per-caller cap (`reset_mcp.policy.throttle`, 100 failures
+    in a row per API key, NIST's ceiling): one prober behind the app's key is slowed long
+    before it can lock the whole app out.
+
+    In memory, per process: behind a load balancer each instance counts on its own, so
+    the effective limit is `limit x instances`, still far under NIST SP 800-63B's cap of
+    100 consecutive failures. Tracking is bounded (`max_clients`, oldest dropped first).
+    """
+
+    def __init__(
+        self,
+        limit: int = 10,
+        window: float = 300.0,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window, self.max_clients, self.clock = limit, window, max_clients, clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        now = self.clock()
+        stamps = self._failures.get(client, deque())
+        while stamps and stamps[0] <= now - self.window:
+            stamps.popleft()
+        return stamps
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until `client` may try again, or None when it is under the limit."""
+        stamps = self._recent(client)
+        if len(stamps) < self.limit:
+            return None
+        return max(1, math.ceil(stamps[-self.limit] + self.window - self.clock()))
+
+    def failed(self, client: str) -> None:
+        stamps = self._recent(client)
+        stamps.append(self.clock())
+        self._failures.pop(client, None)
+        self._failures[client] = stamps  # re-inserted: dict order is least recently failed first
+        while len(self._failures) > self.max_clients:
+            del self._failures[next(iter(self._failures))]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPProblem(413, f"request body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if optional and not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise HTTPProblem(400, "request body must be JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPProblem(400, "request body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise HTTPProblem(400, f"'{name}' is required (a string)" if required else f"'{name}' must be a string")
+    if len(value) > limit:
+        raise HTTPProblem(400, f"'{name}': at most {limit} characters")
+    return value
+
+
+Handler = Callable[[Request, Caller], Awaitable[Response]]
+
+
+def build_routes(holder: AppHolder, metrics: Metrics, *, metrics_need_key: bool) -> list[Route]:
+    auth = KeyAuth(holder)
+    # Keyed by the end user's IP when the app passes it ("ip"), else by the connection's
+    # peer: an app backend relaying many users must not lock them all out together.
+    throttle = ClientThrottle()
+
+    def keyed(scope: str | None, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                caller = await auth.caller(request, scope)
+                return await handler(request, caller)
+            except HTTPProblem as exc:
+                return _error(exc.status, exc.message, exc.headers)
+            except TooManyFailuresError as exc:
+                return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
+            except ResetMCPError as exc:
+                status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 400)
+                if isinstance(exc, StoreError):
+                    log.error("store error: %s", exc)
+                    return _error(status, "the reset-mcp database is unavailable; try again shortly")
+                return _error(status, str(exc))
+
+        return endpoint
+
+    def client_of(request: Request, body: dict[str, Any]) -> str:
+        ip = body.get("ip")
+        if isinstance(ip, str):
+            try:
+                return str(ipaddress.ip_address(ip.strip()))
+            except ValueError:
+                pass
+        return request.client.host if request.client else "unknown"
+
+    def throttled(client: str) -> None:
+        wait = throttle.retry_after(client)
+        if wait is not None:
+            raise HTTPProblem(429, "too many failed verifications; try again later", {"Retry-After": str(wait)})
+
+    async def verify(request: Request, caller: Caller) -> Response:
+        body = await _json_body(request)
+        token = _text(body, "token", required=True, limit=MAX_TOKEN)
+        client = client_of(request, body)
+        throttled(client)
+        result = await holder.get().service.verify_reset_token(token or "", caller)
+        if not result.valid:
+            throttle.failed(client)
+        return JSONResponse(result.model_dump(mode="json"))
+
+    async def consume(request: Request, caller: Caller) -> Response:
+        body = await _json_body(request)
+        token = _text(body, "token", required=True, limit=MAX_TOKEN)
+        ip = _text(body, "ip", required=False, limit=64)
+        user_agent = _text(body, "user_agent", required=False, limit=2048)
+        client = client_of(request, body)
+        throttled(client)
+        service = holder.get().service
+        result = await service.consume_reset_token(token or "", caller, ip=ip, user_agent=user_agent)
+        if not result.consumed:
+            throttle.failed(client)
+        return JSONResponse(result.model_dump(mode="json"))
+
+    async def list_approvals(request: Request, caller: Caller) -> Response:
+        status = request.query_params.get("status") or None
+        if status is not None and status not in APPROVAL_STATUSES:
+            raise HTTPProblem(400, f"status must be one of {', '.join(APPROVAL_STATUSES)}")
+        try:
+            limit = min(max(int(request.query_params.get("limit", "100")), 1), 1000)
+        except ValueError:
+            raise HTTPProblem(400, "limit must be an integer") from None
+        views = await holder.get().service.approvals.list(status, limit)
+        return JSONResponse({"count": len(views), "approvals": [v.model_dump(mode="json") for v in views]})
+
+    async def approve(request: Request, caller: Caller) -> Response:
+        body = await _json_body(request, optional=True)
+        reason = _text(body, "reason", required=False, limit=500)
+        decision = await holder.get().service.approvals.approve(request.path_params["id"], caller, reason)
+        return JSONResponse(decision.model_dump(mode="json"))
+
+    async def reject(request: Request, caller: Caller) -> Response:
+        body = await _json_body(request)
+        reason = _text(body, "reason", required=True, limit=500)
+        decision = await holder.get().service.approvals.reject(request.path_params["id"], caller, reason)
+        return JSONResponse(decision.model_dump(mode="json"))
+
+    async def healthz(request: Request) -> Response:
+        app = holder.app
+        try:
+            if app is None:
+                raise RuntimeError("not started")
+            with anyio.fail_after(5):
+                await app.store.ping()
+        except Exception as exc:  # any failure means "not healthy"; the reason goes to the log only
+            log.warning("health check failed: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def scrape(request: Request, caller: Caller | None = None) -> Response:
+        return Response(await metrics.render(holder.get()), media_type=CONTENT_TYPE)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", keyed(None, scrape) if metrics_need_key else scrape, methods=["GET"]),
+        Route("/v1/tokens/verify", keyed("redeem", verify), methods=["POST"]),
+        Route("/v1/tokens/consume", keyed("redeem", consume), methods=["POST"]),
+        Route("/v1/approvals", keyed("approve", list_approvals), methods=["GET"]),
+        Route("/v1/approvals/{id}/approve", keyed("approve", approve), methods=["POST"]),
+        Route("/v1/approvals/{id}/reject", keyed("approve", reject), methods=["POST"]),
+    ]

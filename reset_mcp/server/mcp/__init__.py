@@ -1,0 +1,1 @@
+"""The MCP server: tools, the caller's identity, confirmation, tool errors."""

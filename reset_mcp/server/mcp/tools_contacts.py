@@ -1,0 +1,90 @@
+"""Tools for abuse checks, security alerts and the contact history."""
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from reset_mcp.models import AbuseResult, AlertResult, ContactSummary, EventRecorded
+from reset_mcp.server.mcp.caller import app_of, caller_of
+from reset_mcp.server.mcp.errors import tool, tool_errors
+
+OptEmail = Annotated[str | None, Field(description="Account email.", max_length=320)]
+OptUser = Annotated[str | None, Field(description="Account id.", max_length=200)]
+Scalar = str | int | float | bool | None
+
+
+def register(server: MCPServer[Any]) -> None:
+    @tool(
+        server,
+        title="Check reset abuse",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def check_reset_abuse(
+        ctx: Context[Any],
+        email: OptEmail = None,
+        user_id: OptUser = None,
+        ip: Annotated[str | None, Field(description="Also count this IP's requests.", max_length=64)] = None,
+        window_minutes: Annotated[int, Field(description="Look-back window.", ge=1, le=10080)] = 60,
+    ) -> AbuseResult:
+        """Risk of an account's recent reset requests: attempts, IPs, devices, countries, risk,
+        reasons and a recommended action (allow, captcha, block, alert). Give email or user_id."""
+        with tool_errors():
+            caller_of(ctx, "send")
+            return await app_of(ctx).service.contacts.check_abuse(
+                email=email, user_id=user_id, ip=ip, window_minutes=window_minutes
+            )
+
+    @tool(
+        server,
+        title="Send a security alert",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    async def send_security_alert(
+        email: Annotated[str, Field(description="Account email.", max_length=320)],
+        reason: Annotated[str, Field(description="Short reason shown to the owner.", max_length=200)],
+        ctx: Context[Any],
+        user_id: OptUser = None,
+        details: Annotated[str | None, Field(description="More detail for the owner.", max_length=1000)] = None,
+    ) -> AlertResult:
+        """Email the account owner a security alert. Deduplicated per account, reason and hour; rate limited."""
+        with tool_errors():
+            return await app_of(ctx).service.contacts.send_security_alert(
+                email=email, user_id=user_id, reason=reason, details=details, caller=caller_of(ctx, "send")
+            )
+
+    @tool(
+        server,
+        title="Record a contact event",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        ),
+    )
+    async def record_contact_event(
+        email: Annotated[str, Field(description="Contact email.", max_length=320)],
+        event_type: Annotated[str, Field(description="e.g. login_failed, support_ticket.", max_length=64)],
+        ctx: Context[Any],
+        metadata: Annotated[
+            dict[str, Scalar] | None,
+            Field(description="Flat map of string keys to scalars (at most 32 keys, 4 KB)."),
+        ] = None,
+    ) -> EventRecorded:
+        """Add an event to a contact's history (shown by get_contact)."""
+        with tool_errors():
+            return await app_of(ctx).service.contacts.record_event(email, event_type, metadata, caller_of(ctx, "send"))
+
+    @tool(
+        server,
+        title="Get a contact",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    async def get_contact(
+        email: Annotated[str, Field(description="Contact email.", max_length=320)], ctx: Context[Any]
+    ) -> ContactSummary:
+        """A contact's summary (last reset request and IP, known IPs, devices, countries) and recent events."""
+        with tool_errors():
+            caller_of(ctx, "send")
+            return await app_of(ctx).service.contacts.get_contact(email)
