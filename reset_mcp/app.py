@@ -1,27 +1,42 @@
-"""The composition root: settings in, a running `App` out. The only place parts are wired."""
+"""The composition root: settings in, a running `App` out. Every part is wired here, and only here.
+
+`build_app` builds the parts and hands each what it needs; nothing is assigned onto a
+part after it is built. `app_with_jobs` is what a serving process runs: the App plus its
+one background job runner (deliveries, approval expiry, retention).
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import anyio
+
+from reset_mcp import __version__
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.compose import Composer
 from reset_mcp.compose.models import Branding
 from reset_mcp.config import MIN_SECRET_BYTES, Settings
 from reset_mcp.context import GeoLocator
 from reset_mcp.deps import Deps
+from reset_mcp.emails.kind import EmailKind, RenderEnv
 from reset_mcp.emails.outgoing import MessageFactory
+from reset_mcp.emails.registry import BUILTIN, EmailKinds
 from reset_mcp.errors import ConfigError
+from reset_mcp.flows.jobs import JobRunner
 from reset_mcp.flows.reset import ResetService
+from reset_mcp.links import ApprovalLinks
 from reset_mcp.mail import EmailBackend, open_email_backend
-from reset_mcp.outbox.dispatcher import Dispatcher, RetryPolicy
+from reset_mcp.metrics import Metrics
+from reset_mcp.outbox.dispatcher import Dispatcher, Observer, RetryPolicy
 from reset_mcp.outbox.release import Releaser
 from reset_mcp.policy.abuse import AbuseRules
 from reset_mcp.policy.oversight import Policy, load_policy
@@ -30,6 +45,7 @@ from reset_mcp.tokens import TokenSigner
 
 log = logging.getLogger("reset_mcp")
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
+STOP_SECONDS = 30.0  # a graceful stop waits this long for deliveries in flight
 
 
 def load_or_create_secret(settings: Settings) -> str:
@@ -66,17 +82,28 @@ def branding(settings: Settings) -> Branding:
     )
 
 
+def composer_for(settings: Settings, kinds: Iterable[EmailKind[Any, Any]] = BUILTIN) -> Composer:
+    """The composer alone (previews and checks that need no store)."""
+    return Composer(branding(settings), settings.template_dir, list(kinds))
+
+
 @dataclass(slots=True)
 class App:
     settings: Settings
     store: Store
     backend: EmailBackend
+    kinds: EmailKinds
     composer: Composer
+    messages: MessageFactory
     policy: Policy
     signer: TokenSigner
     dispatcher: Dispatcher
     service: ResetService
+    jobs: JobRunner
+    metrics: Metrics | None  # where /metrics is served (the HTTP server), else None
     clock: Clock
+    approval_links: ApprovalLinks | None
+    secret: str = field(repr=False)  # admin session keys are derived from it
 
 
 @asynccontextmanager
@@ -86,12 +113,27 @@ async def build_app(
     clock: Clock | None = None,
     backend: EmailBackend | None = None,
     store: Store | None = None,
+    kinds: Iterable[EmailKind[Any, Any]] = BUILTIN,
+    approval_links: bool = False,
+    metrics: bool = False,
+    observers: Sequence[Observer] = (),
 ) -> AsyncIterator[App]:
+    """The App.
+
+    `kinds`: the email kinds it knows (the built-ins, plus any an embedding app adds);
+    `approval_links`: an HTTP server will answer the signed links in the overseer's
+    notice (they are left out of the email otherwise); `metrics`: count for /metrics
+    (a few microseconds a delivery, so only where it is served); `observers`: told of
+    every delivery outcome, after the metrics."""
     clock = clock or SystemClock()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
-    signer = TokenSigner(load_or_create_secret(settings), settings.fallback_secrets)
-    policy = load_policy(settings.oversight_mode, settings.policy_file)
-    composer = Composer(branding(settings), settings.template_dir)
+    secret = load_or_create_secret(settings)
+    registry = EmailKinds(kinds)
+    policy = load_policy(settings.oversight_mode, settings.policy_file, registry.gated)
+    composer = composer_for(settings, registry)
+    links = None
+    if approval_links and settings.oversight_email:
+        links = ApprovalLinks(secret, settings.public_base_url, settings.oversight_email)
     async with AsyncExitStack() as stack:
         geo = GeoLocator(settings.geoip_db)
         stack.callback(geo.close)
@@ -103,9 +145,10 @@ async def build_app(
             )
             stack.push_async_callback(store.aclose)
         if backend is None:
-            backend = open_email_backend(settings)
+            backend = open_email_backend(settings.mail_options())
             stack.push_async_callback(backend.aclose)
-        app = _wire(settings, clock, signer, policy, composer, geo, store, backend)
+        counted = Metrics() if metrics else None
+        app = _wire(settings, clock, secret, registry, policy, composer, links, counted, geo, store, backend, observers)
         try:
             yield app
         finally:
@@ -115,20 +158,21 @@ async def build_app(
 def _wire(
     settings: Settings,
     clock: Clock,
-    signer: TokenSigner,
+    secret: str,
+    kinds: EmailKinds,
     policy: Policy,
     composer: Composer,
+    links: ApprovalLinks | None,
+    metrics: Metrics | None,
     geo: GeoLocator,
     store: Store,
     backend: EmailBackend,
+    observers: Sequence[Observer],
 ) -> App:
+    signer = TokenSigner(secret, settings.fallback_secrets)
+    env = RenderEnv(composer, settings.reset_url, settings.report_url, settings.token_ttl_minutes, links)
     messages = MessageFactory(
-        composer,
-        signer,
-        reset_url=settings.reset_url,
-        report_url=settings.report_url,
-        from_address=settings.from_address,
-        from_name=settings.sender_name or settings.product_name,
+        kinds, env, signer, from_address=settings.from_address, from_name=settings.sender_name or settings.product_name
     )
     dispatcher = Dispatcher(
         store,
@@ -139,11 +183,13 @@ def _wire(
             settings.delivery_max_attempts, settings.delivery_backoff_seconds, settings.delivery_backoff_max_seconds
         ),
         lease_seconds=settings.delivery_lease_seconds,
+        observers=(metrics.on_delivered, *observers) if metrics else observers,
     )
     deps = Deps(
         store=store,
         clock=clock,
         policy=policy,
+        kinds=kinds,
         signer=signer,
         dispatcher=dispatcher,
         releaser=Releaser(dispatcher, signer, settings.token_ttl_minutes),
@@ -156,5 +202,61 @@ def _wire(
         overseer_email=settings.oversight_email,
     )
     service = ResetService(deps)
-    dispatcher.on_expire_approvals = service.approvals.expire_due
-    return App(settings, store, backend, composer, policy, signer, dispatcher, service, clock)
+    jobs = JobRunner(
+        dispatcher,
+        service.approvals,
+        store,
+        clock,
+        poll_seconds=settings.worker_poll_seconds,
+        retention_days=settings.retention_days,
+    )
+    return App(
+        settings, store, backend, kinds, composer, messages, policy, signer, dispatcher, service, jobs, metrics,
+        clock, links, secret,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def app_with_jobs(
+    settings: Settings, *, freeze_heap: bool = False, approval_links: bool = False, metrics: bool = False
+) -> AsyncIterator[App]:
+    """The App plus its job runner, as a serving process runs it.
+
+    `freeze_heap` (for `serve`, which owns its process): once everything is loaded, move
+    the modules', schemas' and templates' objects out of the cyclic garbage collector's
+    reach (`gc.freeze`), so its full collections stop traversing them (bench/README.md).
+    Not for an App embedded in someone else's process, whose heap is not ours to freeze.
+    """
+    async with (
+        build_app(settings, approval_links=approval_links, metrics=metrics) as app,
+        anyio.create_task_group() as tg,
+    ):
+        app.composer.preload()  # every locale's templates now, so no request pays for them
+        if freeze_heap:
+            gc.collect()  # what is garbage now is not frozen
+            gc.freeze()
+        outbox = f" (outbox folder {settings.effective_outbox_dir.resolve()})" if app.backend.name == "outbox" else ""
+        log.info(
+            "reset-mcp %s: database %s; email backend %s%s; oversight %s",
+            __version__, app.store.url_for_display, app.backend.name, outbox, settings.oversight_mode,
+        )  # fmt: skip
+        done = anyio.Event()
+
+        async def run_jobs() -> None:
+            try:
+                await app.jobs.run()
+            finally:
+                done.set()
+
+        tg.start_soon(run_jobs)
+        try:
+            yield app
+        finally:
+            # A graceful stop lets the deliveries in flight finish (bounded): cancelling them
+            # mid-send would leave rows `sending`, to be sent again by the next start.
+            app.jobs.stop()
+            try:
+                with anyio.move_on_after(STOP_SECONDS):
+                    await done.wait()
+            finally:
+                tg.cancel_scope.cancel()

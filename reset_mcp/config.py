@@ -15,9 +15,10 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reset_mcp.errors import ConfigError
+from reset_mcp.mail.base import MailOptions
+from reset_mcp.vocab import Mode
 
 EmailBackendName = Literal["outbox", "smtp", "memory", "resend", "postmark", "sendgrid", "mailgun", "webhook"]
-OversightMode = Literal["read_only", "gated", "confirm", "monitored", "autonomous"]
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MIN_SECRET_BYTES = 32
 MAX_HTTP_WORKERS = 64  # `serve --workers` and RESET_MCP_HTTP_WORKERS
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
         "Abuse detection compares a request with 90 days of history.",
     )
 
-    oversight_mode: OversightMode = "autonomous"
+    oversight_mode: Mode = Mode.AUTONOMOUS
     oversight_email: str | None = None
     policy_file: Path | None = None
     approval_window_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
@@ -152,9 +153,38 @@ class Settings(BaseSettings):
     def effective_outbox_dir(self) -> Path:
         return self.outbox_dir or self.data_dir / "outbox"
 
+    def mail_options(self) -> MailOptions:
+        """What the email backend is told of the configuration (and nothing else)."""
+        return MailOptions(
+            email_backend=self.email_backend,
+            outbox_dir=self.effective_outbox_dir,
+            smtp_host=self.smtp_host,
+            smtp_port=self.effective_smtp_port,
+            smtp_tls=self.smtp_tls,
+            smtp_username=self.smtp_username,
+            smtp_password=self.smtp_password,
+            smtp_timeout_seconds=self.smtp_timeout_seconds,
+            email_api_key=self.email_api_key,
+            email_api_url=self.email_api_url,
+            mailgun_domain=self.mailgun_domain,
+            webhook_url=self.webhook_url,
+            webhook_secret=self.webhook_secret,
+            webhook_bearer=self.webhook_bearer,
+            postmark_message_stream=self.postmark_message_stream,
+        )
+
     @property
     def effective_smtp_port(self) -> int:
         return self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
+
+    @property
+    def public_base_url(self) -> str:
+        """This server's base URL for links to it: RESET_MCP_PUBLIC_URL, else the HTTP bind."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.http_host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"http://{host}:{self.http_port}"
 
     @property
     def effective_approval_window_minutes(self) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from reset_mcp.clock import Clock
 from reset_mcp.context import GeoLocator
+from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.models import DeliveryInfo
 from reset_mcp.outbox.dispatcher import DeliveryOutcome, Dispatcher
 from reset_mcp.outbox.release import Releaser
@@ -17,6 +18,7 @@ from reset_mcp.policy.oversight import Policy
 from reset_mcp.store import Store, Tx
 from reset_mcp.store.records import OutboxRow
 from reset_mcp.tokens import TokenSigner
+from reset_mcp.vocab import Scope
 
 log = logging.getLogger("reset_mcp")
 
@@ -26,11 +28,11 @@ class Caller:
     """Who is calling: `id` lands in the audit log and in `requested_by`."""
 
     id: str
-    scopes: frozenset[str] = frozenset({"send", "redeem"})
+    scopes: frozenset[str] = frozenset({Scope.SEND, Scope.REDEEM})
     can_elicit: bool = False
 
 
-STDIO_CALLER = Caller("stdio", frozenset({"send", "redeem"}))
+STDIO_CALLER = Caller("stdio", frozenset({Scope.SEND, Scope.REDEEM}))
 
 
 async def lock_account(tx: Tx, email: str) -> None:
@@ -48,6 +50,7 @@ class Deps:
     store: Store
     clock: Clock
     policy: Policy
+    kinds: EmailKinds
     signer: TokenSigner
     dispatcher: Dispatcher
     releaser: Releaser

@@ -6,17 +6,25 @@
     ├── NotFoundError              no such request, approval, key or outbox row
     ├── ConflictError              the state forbids it (already decided, expired, ...)
     ├── PermissionDeniedError      the caller may not do this (scope, same credentials)
+    ├── TooManyFailuresError       too many failed token checks: wait `retry_after` seconds
     ├── StoreError                 the database failed (driver errors wrapped `from exc`)
     │   └── StoreUnavailableError  no connection could be had in time (pool exhausted)
     └── DeliveryError              an email backend failed
         ├── TransientDeliveryError worth retrying (timeouts, 4xx SMTP, HTTP 429/5xx)
         └── PermanentDeliveryError never worth retrying (5xx SMTP, HTTP 400/401/403/422)
 
-The MCP layer maps `ResetMCPError` to a tool error carrying `str(exc)`, so every
-message here must be safe to show an agent: no token, no secret, no traceback.
+`refusal(exc)` is the one mapping from this tree to what a caller is told: the HTTP
+status (REST, the approvals page), the message (also the MCP tool error's text) and a
+`Retry-After`. Every message here must be safe to show an agent: no token, no secret,
+no traceback; a database error's own text goes to the log only.
 """
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 class ResetMCPError(Exception):
@@ -43,6 +51,14 @@ class PermissionDeniedError(ResetMCPError):
     """The caller lacks the right to do this."""
 
 
+class TooManyFailuresError(ResetMCPError):
+    """A caller failed too many token checks in a row (NIST SP 800-63B's cap)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed token checks; try again in {retry_after} seconds")
+        self.retry_after = retry_after
+
+
 class StoreError(ResetMCPError):
     """The store failed; the driver's error is the `__cause__`."""
 
@@ -67,3 +83,38 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot succeed: the provider rejected the message or our credentials."""
+
+
+STORE_UNAVAILABLE = "the reset-mcp database is unavailable; try again shortly"
+_STATUS: tuple[tuple[type[ResetMCPError], int], ...] = (
+    (InvalidInputError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (PermissionDeniedError, 403),
+    (TooManyFailuresError, 429),
+    (StoreError, 503),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a caller is told about an error, whatever the channel."""
+
+    status: int  # the HTTP status
+    message: str  # safe to show any caller
+    retry_after: int | None = None  # seconds, for a `Retry-After` header
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
+
+def refusal(exc: ResetMCPError) -> Refusal:
+    """The answer to `exc`. A store error is logged here with its own text (which can name
+    tables and paths) and answered with a stable message."""
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    if isinstance(exc, StoreError):
+        log.error("store error: %s", exc)
+        return Refusal(status, STORE_UNAVAILABLE)
+    retry_after = exc.retry_after if isinstance(exc, TooManyFailuresError) else None
+    return Refusal(status, str(exc), retry_after)

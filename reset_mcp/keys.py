@@ -25,8 +25,9 @@ from reset_mcp.errors import InvalidInputError
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ApiKeyRecord
 from reset_mcp.validation import single_line
+from reset_mcp.vocab import Scope
 
-SCOPES = ("send", "redeem", "approve")
+SCOPES = tuple(Scope)
 PREFIX = "rmcp_"
 ID_LENGTH = 8
 _ID_ALPHABET = string.ascii_lowercase + string.digits

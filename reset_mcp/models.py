@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ResetStatus = Literal["sent", "queued", "pending_approval", "blocked", "rate_limited", "rejected", "failed"]
 
@@ -79,7 +79,11 @@ class ApprovalView(BaseModel):
     decision_reason: str | None = None
 
 
-class SendStatus(BaseModel):
+class SendStatusView(BaseModel):
+    # Titled as tools have always published it (tool_schemas/); the class name keeps it
+    # apart from `vocab.SendStatus`, the statuses themselves.
+    model_config = ConfigDict(title="SendStatus")
+
     request_id: str
     kind: str
     recipient: str

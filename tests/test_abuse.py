@@ -25,6 +25,7 @@ from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.policy import abuse
 from reset_mcp.policy.abuse import AbuseRules, assess
 from reset_mcp.store.records import ContactEvent
+from reset_mcp.vocab import ATTEMPTS, Event
 from tests.conftest import CHROME_UA, client_for, reset_args, token_from
 
 ALICE = "alice@example.com"
@@ -41,7 +42,7 @@ def ev(
     ip: str = "8.8.8.8",
     device: str | None = "Chrome/Windows",
     country: str | None = None,
-    event_type: str = abuse.REQUESTED,
+    event_type: str = Event.RESET_REQUESTED,
 ) -> ContactEvent:
     return ContactEvent(
         email=ALICE,
@@ -66,7 +67,12 @@ RULES = AbuseRules()
         ([ev(1, "8.8.8.1"), ev(2, "8.8.8.2")], [], "low", "allow"),
         ([ev(1, "8.8.8.1"), ev(2, "8.8.8.2"), ev(3, "8.8.8.3")], [], "elevated", "captcha"),
         # refused (rate-limited) attempts still count as attempts
-        ([ev(i, event_type=abuse.LIMITED if i % 2 else abuse.REQUESTED) for i in range(4)], [], "high", "alert"),
+        (
+            [ev(i, event_type=Event.RESET_RATE_LIMITED if i % 2 else Event.RESET_REQUESTED) for i in range(4)],
+            [],
+            "high",
+            "alert",
+        ),
         # events of other kinds are not attempts
         ([ev(i, event_type="login_failed") for i in range(6)], [], "low", "allow"),
         # new country / device: only against earlier history
@@ -77,9 +83,9 @@ RULES = AbuseRules()
         ([ev(1, device="Firefox/Linux")], [ev(200)], "elevated", "captcha"),
         ([ev(1, device="Firefox/Linux", country="SE")], [ev(200, country="GB")], "high", "alert"),
         # the owner's "this wasn't me" raises one step
-        ([ev(1), ev(0, event_type=abuse.REPORTED)], [], "elevated", "captcha"),
+        ([ev(1), ev(0, event_type=Event.RESET_REPORTED)], [], "elevated", "captcha"),
         (
-            [ev(1, "8.8.8.1"), ev(2, "8.8.8.2"), ev(3, "8.8.8.3"), ev(0, event_type=abuse.REPORTED)],
+            [ev(1, "8.8.8.1"), ev(2, "8.8.8.2"), ev(3, "8.8.8.3"), ev(0, event_type=Event.RESET_REPORTED)],
             [],
             "high",
             "alert",
@@ -563,17 +569,15 @@ async def test_one_read_gives_what_two_reads_give(tmp_path: Path, reports: int, 
     try:
         async with store.transaction() as tx:
             for i in range(reports):  # recent reports, newer than every attempt
-                await tx.insert_event(ev((i + 1) / 60, event_type=abuse.REPORTED))
+                await tx.insert_event(ev((i + 1) / 60, event_type=Event.RESET_REPORTED))
             for i in range(attempts):  # attempts spread over the window and the weeks before
-                kind = abuse.REQUESTED if i % 2 else abuse.LIMITED
+                kind = Event.RESET_REQUESTED if i % 2 else Event.RESET_RATE_LIMITED
                 await tx.insert_event(ev(30 + 97 * i, ip=f"198.51.100.{i % 250}", event_type=kind))
         async with store.reading() as tx:
             window, older = await abuse._window_and_older(tx, ALICE, None, since, history_since)
-            types = (*abuse.ATTEMPTS, abuse.REPORTED)
+            types = (*ATTEMPTS, Event.RESET_REPORTED)
             assert window == await tx.list_events(email=ALICE, since=since, event_types=types, limit=1000)
-            assert older == await tx.list_events(
-                email=ALICE, since=history_since, event_types=abuse.ATTEMPTS, limit=500
-            )
+            assert older == await tx.list_events(email=ALICE, since=history_since, event_types=ATTEMPTS, limit=500)
             assert older  # the case has attempts to find
     finally:
         await store.aclose()

@@ -29,12 +29,12 @@ from reset_mcp.cli.admin import run_admin
 from reset_mcp.cli.keys import run_keys
 from reset_mcp.clock import FakeClock
 from reset_mcp.deps import Caller
+from reset_mcp.emails.kind import MASK
 from reset_mcp.errors import ConflictError
 from reset_mcp.flows.reset import ResetInput
 from reset_mcp.links import ApprovalLinks
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.server.admin.session import SessionCodec, redact_access_log
-from reset_mcp.server.admin.views import MASK
 from reset_mcp.server.http.app import build_http_app
 from reset_mcp.store import Tx, open_store
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml
@@ -359,7 +359,7 @@ def test_one_decision_per_approval_whatever_the_channel(srv: RunningServer) -> N
 @asynccontextmanager
 async def fake_clock_app(settings: Any, clock: FakeClock, box: dict[str, Any]) -> AsyncIterator[App]:
     box["backend"] = MemoryBackend()
-    async with build_app(settings, clock=clock, backend=box["backend"]) as app:
+    async with build_app(settings, clock=clock, backend=box["backend"], approval_links=True) as app:
         box["app"] = app
         yield app
 

@@ -14,21 +14,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from markupsafe import escape
 
-from reset_mcp.compose import (
-    KINDS,
-    SUPPORTED_LOCALES,
-    Branding,
-    Composer,
-    OversightNoticeData,
-    PasswordChangedData,
-    RequestContext,
-    SecurityAlertData,
-    clean_header_text,
-)
+from reset_mcp.compose import SUPPORTED_LOCALES, Branding, Composer, RequestContext, clean_header_text
 from reset_mcp.compose.cleaning import defang_markup
 from reset_mcp.compose.i18n import Formatter, load_catalogs, resolve_timezone
-from reset_mcp.compose.samples import samples
+from reset_mcp.emails.oversight_notice import OversightNoticeData
+from reset_mcp.emails.password_changed import PasswordChangedData
+from reset_mcp.emails.security_alert import SecurityAlertData
 from reset_mcp.errors import ConfigError, InvalidInputError
+from tests.kinds import KINDS, samples
+from tests.kinds import composer as make_composer
 
 BRANDING = Branding(
     product_name="Acme Cloud",
@@ -47,7 +41,7 @@ HOSTILE = '<script>alert("x")</script> O\'Brien\r\nBcc: evil@example.com \u202eg
 
 @pytest.fixture(scope="module")
 def composer() -> Composer:
-    c = Composer(BRANDING)
+    c = make_composer(BRANDING)
     c.preload()
     return c
 
@@ -130,7 +124,7 @@ def test_reset_email_says_link_expiry_who_and_what_to_do(composer):
 
 def test_reset_without_optional_fields(composer):
     data = replace(samples()["password_reset"], to_name=None, report_url=None)
-    email = composer.password_reset(data)
+    email = composer.render("password_reset", data)
     assert "Hello," in email.text and "Report a request" not in email.text
     assert "Report a request" not in email.html
 
@@ -138,7 +132,7 @@ def test_reset_without_optional_fields(composer):
 def test_reset_unknown_context_labels_are_localised(composer):
     ctx = RequestContext(at=NOW, ip="10.0.0.5", device="", location="private network")
     data = replace(samples()["password_reset"], context=ctx)
-    email = composer.password_reset(data, locale="fr")
+    email = composer.render("password_reset", data, locale="fr")
     assert "réseau privé" in email.text and "appareil inconnu" in email.text
 
 
@@ -168,7 +162,7 @@ def test_security_alert_lists_attempts_and_advises_2fa(composer):
         RequestContext(at=NOW - timedelta(minutes=i), ip=f"198.51.100.{i}", device="curl 8", location="unknown")
         for i in range(12)
     )
-    email = composer.security_alert(SecurityAlertData(reason="Too many requests", attempts=attempts))
+    email = composer.render("security_alert", SecurityAlertData(reason="Too many requests", attempts=attempts))
     assert "198.51.100.9" in email.text and "198.51.100.10" not in email.text
     assert "…and 2 more attempts" in email.text and "…and 2 more attempts" in email.html
     assert "two-factor authentication" in email.text and "two-factor authentication" in email.html
@@ -178,7 +172,7 @@ def test_password_changed_with_and_without_context(composer):
     full = composer.sample("password_changed", locale="de")
     assert "wurde am 1. Januar 2026, 12:00 Uhr UTC geändert" in full.text
     assert "203.0.113.42" in full.text
-    bare = composer.password_changed(PasswordChangedData(changed_at=NOW))
+    bare = composer.render("password_changed", PasswordChangedData(changed_at=NOW))
     assert "Where the change came from" not in bare.text and "IP address" not in bare.html
     assert "If you did not change your password" in bare.text
 
@@ -193,19 +187,19 @@ def test_oversight_notice_links_only_when_given_and_never_a_reset_link(composer)
         summary="Sent https://app.example.com/reset?token=SECRET to bob, see www.example.com/x",
         requested_by="agent x",
     )
-    sent = composer.oversight_notice(data)
+    sent = composer.render("oversight_notice", data)
     for part in (sent.text, sent.html):
         assert "SECRET" not in part and "www.example.com" not in part and "[link removed]" in part
         assert "Approve" not in part and "Reject" not in part
     assert sent.subject == "Acme Cloud: an email was sent (monitored)"
-    other = composer.oversight_notice(replace(data, decision="weird", kind="custom_kind"))
+    other = composer.render("oversight_notice", replace(data, decision="weird", kind="custom_kind"))
     assert "custom_kind" in other.text and "weird" in other.text
     assert other.subject == "Acme Cloud: oversight notice about an email"
 
 
 def test_subjects_stay_short_in_every_locale_with_a_long_product_name():
     long_name = "Extraordinarily Long Product Name Incorporated International " * 5
-    c = Composer(Branding(product_name=long_name + "\r\nBcc: x@evil.example"))
+    c = make_composer(Branding(product_name=long_name + "\r\nBcc: x@evil.example"))
     c.preload()
     for locale in SUPPORTED_LOCALES:
         for kind in KINDS:
@@ -215,7 +209,7 @@ def test_subjects_stay_short_in_every_locale_with_a_long_product_name():
             assert "Extraordinarily" in subject
         for decision in ("held", "sent", "other"):
             data = replace(samples()["oversight_notice"], decision=decision)
-            assert len(c.oversight_notice(data, locale=locale).subject) < 78
+            assert len(c.render("oversight_notice", data, locale=locale).subject) < 78
 
 
 def hostile_data(kind: str):
@@ -263,7 +257,7 @@ def test_text_part_carries_the_same_facts_as_html(composer):
         expires_at=NOW + timedelta(minutes=30),
         context=RequestContext(at=NOW, ip="2001:db8::7", device="Firefox 133 on Linux", location="Lyon, France"),
     )
-    email = composer.password_reset(data, locale="fr", timezone="Europe/Paris")
+    email = composer.render("password_reset", data, locale="fr", timezone="Europe/Paris")
     for fact in (
         "https://app.example.com/r?t=abc&u=1",
         "2001:db8::7",
@@ -279,22 +273,22 @@ def test_text_part_carries_the_same_facts_as_html(composer):
 def test_invalid_timezone_falls_back_to_utc(composer):
     data = samples()["password_reset"]
     for tz in ("Mars/Olympus_Mons", "../../etc/passwd", "", "x" * 500, None):
-        assert "12:15 PM UTC" in composer.password_reset(data, timezone=tz).text
-    assert "7:15 AM EST" in composer.password_reset(data, timezone="America/New_York").text
-    assert "18:00 Uhr UTC+5:45" in composer.password_reset(data, locale="de", timezone="Asia/Kathmandu").text
+        assert "12:15 PM UTC" in composer.render("password_reset", data, timezone=tz).text
+    assert "7:15 AM EST" in composer.render("password_reset", data, timezone="America/New_York").text
+    assert "18:00 Uhr UTC+5:45" in composer.render("password_reset", data, locale="de", timezone="Asia/Kathmandu").text
 
 
 def test_bad_urls_and_ttl_are_refused(composer):
     data = samples()["password_reset"]
     for url in ("javascript:alert(1)", "//evil.example/x", "https://", "https://a b.example/", ""):
         with pytest.raises(InvalidInputError):
-            composer.password_reset(replace(data, reset_url=url))
+            composer.render("password_reset", replace(data, reset_url=url))
     with pytest.raises(InvalidInputError):
-        composer.password_reset(replace(data, report_url="data:text/html,hi"))
+        composer.render("password_reset", replace(data, report_url="data:text/html,hi"))
     with pytest.raises(InvalidInputError):
-        composer.password_reset(replace(data, ttl_minutes=0))
+        composer.render("password_reset", replace(data, ttl_minutes=0))
     with pytest.raises(InvalidInputError):
-        composer.oversight_notice(replace(samples()["oversight_notice"], approve_url="javascript:x"))
+        composer.render("oversight_notice", replace(samples()["oversight_notice"], approve_url="javascript:x"))
 
 
 def test_sample_of_unknown_kind_lists_the_kinds(composer):
@@ -305,7 +299,7 @@ def test_sample_of_unknown_kind_lists_the_kinds(composer):
 
 
 def test_branding_is_validated():
-    c = Composer(
+    c = make_composer(
         Branding(
             product_name="X",
             primary_color="red",
@@ -317,11 +311,11 @@ def test_branding_is_validated():
     html = c.sample("password_reset").html
     assert "#2563eb" in html and "javascript" not in html and "<img" not in html
     assert "not an email" not in html and "ftp://" not in html
-    light = Composer(Branding(product_name="X", primary_color="#FE0"))
+    light = make_composer(Branding(product_name="X", primary_color="#FE0"))
     html = light.sample("password_reset").html
     assert "background-color: #ffee00" in html and "color: #111827" in html  # dark text on yellow
     with pytest.raises(ConfigError):
-        Composer(Branding(product_name=" \u202e\r\n "))
+        make_composer(Branding(product_name=" \u202e\r\n "))
 
 
 def test_clean_header_text():
@@ -338,11 +332,11 @@ def test_clean_header_text():
 def test_render_is_fast(composer):
     """Subject + text + HTML of a reset email; the budget is 0.5 ms, we assert a loose bound."""
     data = samples()["password_reset"]
-    composer.password_reset(data, locale="de", timezone="Europe/Berlin")
+    composer.render("password_reset", data, locale="de", timezone="Europe/Berlin")
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
         for _ in range(200):
-            composer.password_reset(data, locale="de", timezone="Europe/Berlin")
+            composer.render("password_reset", data, locale="de", timezone="Europe/Berlin")
         best = min(best, (time.perf_counter() - start) / 200)
     assert best < 0.002, f"{best * 1e6:.0f} us per reset email"

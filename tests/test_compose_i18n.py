@@ -18,6 +18,7 @@ from reset_mcp.compose.i18n import (
     load_catalogs,
     resolve_timezone,
 )
+from reset_mcp.emails.registry import BUILTIN
 
 CATALOGS = load_catalogs()
 RAW = {tag: json.loads((LOCALES_DIR / f"{tag}.json").read_text("utf-8")) for tag in SUPPORTED_LOCALES}
@@ -52,6 +53,11 @@ def test_supported_locales():
     assert {"en", "de", "fr", "es"} <= set(SUPPORTED_LOCALES)
 
 
+KIND_DEFAULTS = {f"kind_{k.name}": k.label for k in BUILTIN} | {
+    key: m for k in BUILTIN for key, m in k.messages.items()
+}
+
+
 def placeholders(message: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(message) if name}
 
@@ -59,9 +65,14 @@ def placeholders(message: str) -> set[str]:
 @pytest.mark.parametrize("tag", SUPPORTED_LOCALES)
 def test_every_catalog_is_complete_and_uses_the_same_placeholders(tag):
     en, other = RAW["en"], RAW[tag]
-    assert set(other["strings"]) == set(en["strings"])  # no silent English fallback in shipped locales
-    for key, message in en["strings"].items():
-        assert placeholders(other["strings"][key]) == placeholders(message), key
+    # English is the file's messages plus the kinds' own (their labels, as `kind_<name>`).
+    english = {**KIND_DEFAULTS, **en["strings"]}
+    if tag == "en":
+        assert not set(en["strings"]) & set(KIND_DEFAULTS)  # one home for an English label: its kind
+    else:
+        assert set(other["strings"]) == set(english)  # no silent English fallback in shipped locales
+    for key, message in english.items():
+        assert placeholders({**english, **other["strings"]}[key]) == placeholders(message), key
     assert set(other["plurals"]) == set(en["plurals"])
     for key, forms in other["plurals"].items():
         assert set(forms) == {"one", "other"} and all("{n}" in f for f in forms.values()), key

@@ -14,15 +14,17 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reset_mcp.compose import SUPPORTED_LOCALES, Branding, Composer, PasswordChangedData, RequestContext
-from reset_mcp.compose.samples import samples
+from reset_mcp.compose import SUPPORTED_LOCALES, Branding, RequestContext
 from reset_mcp.compose.skeleton import SkeletonCache
+from reset_mcp.emails.password_changed import PasswordChangedData
+from tests.kinds import composer as make_composer
+from tests.kinds import samples
 
 BRANDING = Branding(product_name="Acme & <Co>", support_email="help@acme.example", postal_address="1 Main St")
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
-fast = Composer(BRANDING)
-slow = Composer(BRANDING)
+fast = make_composer(BRANDING)
+slow = make_composer(BRANDING)
 slow._skeletons = None  # the reference: every render through Jinja2
 
 # Text with what escaping and cleaning act on, and sometimes nothing at all.
@@ -83,8 +85,8 @@ def test_password_reset_skeleton_equals_full_render(
         to_name=name,
         context=context(ip, device, location, minutes),
     )
-    assert fast.password_reset(data, locale=locale, timezone=tz) == slow.password_reset(
-        data, locale=locale, timezone=tz
+    assert fast.render("password_reset", data, locale=locale, timezone=tz) == slow.render(
+        "password_reset", data, locale=locale, timezone=tz
     )
     assert_no_fallbacks()
 
@@ -95,21 +97,23 @@ def test_other_kinds_equal_full_render(locale: str, name: str | None, ip: str | 
     changed = PasswordChangedData(
         changed_at=NOW, context=context(ip, "Firefox", "Berlin", 1) if with_request else None, to_name=name
     )
-    assert fast.password_changed(changed, locale=locale) == slow.password_changed(changed, locale=locale)
+    assert fast.render("password_changed", changed, locale=locale) == slow.render(
+        "password_changed", changed, locale=locale
+    )
     for kind, data in samples().items():  # lists in the view (alerts, notices): rendered in full
         assert fast.render(kind, data, locale=locale) == slow.render(kind, data, locale=locale)
     assert_no_fallbacks()
 
 
 def test_skeletons_are_used_and_reused() -> None:
-    composer = Composer(BRANDING)
+    composer = make_composer(BRANDING)
     assert composer._skeletons is not None
     calls = []
     jinja = composer._jinja
     composer._jinja = lambda *a: calls.append(a) or jinja(*a)  # type: ignore[method-assign]
     data = samples()["password_reset"]
     for i in range(5):
-        composer.password_reset(replace(data, to_name=f"User {i}"), locale="fr")
+        composer.render("password_reset", replace(data, to_name=f"User {i}"), locale="fr")
     # The first request of a shape renders twice (markers, then the check); the rest none.
     assert len(calls) == 2
 
@@ -124,10 +128,10 @@ def test_a_failed_check_falls_back_to_the_full_render() -> None:
 
 def test_an_override_directory_turns_skeletons_off(tmp_path: Path) -> None:
     (tmp_path / "password_reset.txt.j2").write_text("{{ reset_url|upper }} {{ name|default('x', true)|length }}\n")
-    composer = Composer(BRANDING, tmp_path)
+    composer = make_composer(BRANDING, tmp_path)
     assert composer._skeletons is None
     data = samples()["password_reset"]
-    text = composer.password_reset(replace(data, to_name="Ada")).text
+    text = composer.render("password_reset", replace(data, to_name="Ada")).text
     assert text == data.reset_url.upper() + " 3\n"
 
 

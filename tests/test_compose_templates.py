@@ -1,7 +1,7 @@
 """Templates: golden files, overrides by name, broken overrides, CSS inlined ahead of time.
 
 Golden files: `tests/golden/<kind>.en.html` hold the English HTML of each kind rendered
-from the fixed sample data (`reset_mcp.compose.samples`, clock fixed at 2026-01-01
+from the fixed sample data (each kind's `samples()`, clock fixed at 2026-01-01
 12:00 UTC) with `GOLDEN_BRANDING`. After an intended change to a template, the CSS or
 the English catalog, regenerate them and review the diff:
 
@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from reset_mcp.compose import KINDS, Branding, Composer
+from reset_mcp.compose import Branding, Composer
 from reset_mcp.compose.inlining import NotPrecompilable, precompile
 from reset_mcp.compose.loader import BUILTIN_DIR, specialize
 from reset_mcp.errors import ConfigError
+from tests.kinds import KINDS
+from tests.kinds import composer as make_composer
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 GOLDEN_BRANDING = Branding(
@@ -35,7 +37,7 @@ GOLDEN_BRANDING = Branding(
 
 @pytest.fixture(scope="module")
 def golden_composer() -> Composer:
-    return Composer(GOLDEN_BRANDING)
+    return make_composer(GOLDEN_BRANDING)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -60,7 +62,7 @@ def test_override_by_name_replaces_the_builtin(tmp_path):
     write(tmp_path, "password_reset.txt.j2", builtin.replace("{{ t.reset_heading }}", "CUSTOM HEADING"))
     html = (BUILTIN_DIR / "security_alert.html.j2").read_text("utf-8")
     write(tmp_path, "security_alert.html.j2", html.replace("{{ t.alert_heading }}", "Custom alert"))
-    c = Composer(GOLDEN_BRANDING, template_dir=tmp_path)
+    c = make_composer(GOLDEN_BRANDING, template_dir=tmp_path)
     assert c.sample("password_reset").text.startswith("CUSTOM HEADING")
     assert "Custom alert</h1>" in c.sample("security_alert").html
     assert "Reset your password</h1>" in c.sample("password_reset").html  # others stay built-in
@@ -71,7 +73,7 @@ def test_override_layout_and_new_partial(tmp_path):
     base = (BUILTIN_DIR / "base.txt.j2").read_text("utf-8")
     write(tmp_path, "base.txt.j2", base + '{% include "legal.txt.j2" %}\n')
     write(tmp_path, "legal.txt.j2", "Legal: {{ brand.product }} is a trademark.\n")
-    text = Composer(GOLDEN_BRANDING, template_dir=tmp_path).sample("password_changed", locale="de").text
+    text = make_composer(GOLDEN_BRANDING, template_dir=tmp_path).sample("password_changed", locale="de").text
     assert text.rstrip().endswith("Legal: Acme is a trademark.")
 
 
@@ -86,7 +88,7 @@ def test_override_layout_and_new_partial(tmp_path):
 def test_broken_override_names_file_and_line(tmp_path, name, body, line, fragment):
     path = write(tmp_path, name, body)
     with pytest.raises(ConfigError) as info:
-        Composer(GOLDEN_BRANDING, template_dir=tmp_path)
+        make_composer(GOLDEN_BRANDING, template_dir=tmp_path)
     message = str(info.value)
     assert str(path) in message and f"line {line}" in message and fragment in message
 
@@ -94,23 +96,23 @@ def test_broken_override_names_file_and_line(tmp_path, name, body, line, fragmen
 def test_override_failing_at_render_fails_at_start(tmp_path):
     path = write(tmp_path, "password_changed.txt.j2", "Hello\n\n{{ no_such_variable.field }}\n")
     with pytest.raises(ConfigError) as info:
-        Composer(GOLDEN_BRANDING, template_dir=tmp_path)
+        make_composer(GOLDEN_BRANDING, template_dir=tmp_path)
     assert f"template {path}, line 3" in str(info.value) and "no_such_variable" in str(info.value)
 
 
 def test_override_with_unknown_message_fails_at_start(tmp_path):
     path = write(tmp_path, "password_changed.txt.j2", '{{ t("greeting") }}\n{{ t("nope") }}\n')
     with pytest.raises(ConfigError) as info:
-        Composer(GOLDEN_BRANDING, template_dir=tmp_path)
+        make_composer(GOLDEN_BRANDING, template_dir=tmp_path)
     assert str(path) in str(info.value) and "nope" in str(info.value)
 
 
 def test_bad_template_dir_and_bad_encoding(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        Composer(GOLDEN_BRANDING, template_dir=tmp_path / "missing")
+        make_composer(GOLDEN_BRANDING, template_dir=tmp_path / "missing")
     (tmp_path / "password_reset.txt.j2").write_bytes(b"caf\xe9 {{ x }}")
     with pytest.raises(ConfigError, match="not UTF-8"):
-        Composer(GOLDEN_BRANDING, template_dir=tmp_path)
+        make_composer(GOLDEN_BRANDING, template_dir=tmp_path)
 
 
 def test_override_that_cannot_be_inlined_ahead_of_time_is_inlined_per_render(tmp_path):
@@ -121,7 +123,7 @@ def test_override_that_cannot_be_inlined_ahead_of_time_is_inlined_per_render(tmp
         '<h1 class="h1" {% if name %}data-named="yes"{% endif %}>{{ t.changed_heading }}</h1>\n'
         "{% endblock %}\n",
     )
-    c = Composer(GOLDEN_BRANDING, template_dir=tmp_path)
+    c = make_composer(GOLDEN_BRANDING, template_dir=tmp_path)
     assert c.inlines_at_render is True
     html = c.sample("password_changed").html
     assert re.search(r'<h1 class="h1" data-named="yes" style="margin: 0 0 16px 0;', html)

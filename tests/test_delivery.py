@@ -18,11 +18,13 @@ import anyio
 import jwt
 import pytest
 
-from reset_mcp.app import App, build_app
+from reset_mcp.app import App, app_with_jobs, build_app
 from reset_mcp.clock import FakeClock
+from reset_mcp.compose import RequestContext
 from reset_mcp.config import Settings
-from reset_mcp.emails.outgoing import context_payload
+from reset_mcp.emails.kind import dump_context
 from reset_mcp.errors import PermanentDeliveryError, TransientDeliveryError
+from reset_mcp.flows.jobs import JobRunner
 from reset_mcp.flows.reset import ResetInput
 from reset_mcp.ids import new_id
 from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
@@ -30,7 +32,6 @@ from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.models import ResetRequestResult
 from reset_mcp.outbox.dispatcher import DeliveryOutcome, Dispatcher, RetryPolicy
 from reset_mcp.outbox.release import Releaser
-from reset_mcp.server.serve import app_with_worker
 from reset_mcp.store.records import OutboxRow, SendRecord
 from tests.conftest import SECRET, client_for, reset_args, text_of_eml, token_from, token_from_text
 from tests.smtpd_sink import HOST, SmtpSink
@@ -351,7 +352,10 @@ async def test_a_row_left_sending_by_a_crashed_process_is_resumed_exactly_once(
         decision="send",
         created_at=now,
         updated_at=now,
-        payload={"to_name": "Carol", "context": context_payload(now, "203.0.113.9", "Firefox 133 on Linux", "unknown")},
+        payload={
+            "to_name": "Carol",
+            "context": dump_context(RequestContext(now, "203.0.113.9", "Firefox 133 on Linux", "unknown")),
+        },
     )
     async with app.store.transaction() as tx:
         await tx.insert_send(send)
@@ -430,11 +434,13 @@ async def test_one_rows_error_does_not_cancel_its_siblings_and_the_worker_surviv
             blown.append(row.id)
             raise RuntimeError("a hook failed")
 
-    app.dispatcher.on_delivered = on_delivered
+    # The worker of a process whose observer fails on one row.
+    observed = Dispatcher(app.store, backend, app.messages, clock, observers=[on_delivered])
+    jobs = JobRunner(observed, app.service.approvals, app.store, clock, poll_seconds=0.01)
     clock.advance(seconds=CEILING)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(app.dispatcher.run_forever, 0.01)
+            tg.start_soon(jobs.run)
             while len(backend.sent) < 2 or (await row_of(app, slow.request_id)).status != "sent":
                 await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
@@ -456,7 +462,7 @@ async def test_a_graceful_stop_lets_the_worker_finish_what_it_is_sending(
             delivery_backoff_max_seconds=0.2,
         )
         sink.refuse("451 4.3.0 try later")
-        async with app_with_worker(settings) as app:  # what `serve` runs, on the wall clock
+        async with app_with_jobs(settings) as app:  # what `serve` runs, on the wall clock
             res = await request(app)
             assert res.status == "queued"
             sink.refuse(None)

@@ -16,11 +16,13 @@ from starlette.testclient import TestClient
 
 from reset_mcp.app import build_app
 from reset_mcp.cli.keys import run_keys
+from reset_mcp.cli.main import serve_settings
 from reset_mcp.config import Settings, load_settings
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.keys import create_key, hash_secret, verify_key
-from reset_mcp.server.http.app import build_http_app, serve_http
+from reset_mcp.server.http.app import build_http_app
 from reset_mcp.server.http.rest import ClientThrottle
+from reset_mcp.server.serve import serve
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml, token_from_text
 from tests.httpserver import RunningServer, make_keys, mcp_client, running_server, sse_mcp_client
 
@@ -332,9 +334,9 @@ def test_public_bind_guards_metrics_but_not_healthz(tmp_path: Path) -> None:
 
 
 def test_public_bind_needs_allowed_hosts_and_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(transport="streamable-http", host="0.0.0.0", port=0, stateless=False)
-    assert serve_http(make_settings(tmp_path), args) == 2
+    args = argparse.Namespace(transport="streamable-http", host="0.0.0.0", port=0, stateless=False, workers=None)
+    assert serve(serve_settings(make_settings(tmp_path), args), args.transport) == 2
     assert "RESET_MCP_ALLOWED_HOSTS" in capsys.readouterr().err
     guarded = make_settings(tmp_path, allowed_hosts="reset.example.com", allowed_origins="https://app.example.com")
-    assert serve_http(guarded, args) == 2
+    assert serve(serve_settings(guarded, args), args.transport) == 2
     assert "no active API keys" in capsys.readouterr().err

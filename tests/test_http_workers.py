@@ -34,11 +34,12 @@ from httpserver import free_port, mcp_client
 from smtpd_sink import SmtpSink
 
 from reset_mcp.cli.main import main as cli_main
-from reset_mcp.config import load_settings
+from reset_mcp.cli.main import serve_settings
+from reset_mcp.config import Settings, load_settings
 from reset_mcp.errors import ConfigError
 from reset_mcp.server.http import workers as workers_module
-from reset_mcp.server.http.app import serve_http
 from reset_mcp.server.http.workers import CRASH_LOOP_SECONDS, Supervisor
+from reset_mcp.server.serve import serve
 
 pytestmark = pytest.mark.anyio
 ACCESS_LINE = re.compile(r"uvicorn\.access worker (\d+): .*\"POST /mcp")
@@ -217,7 +218,7 @@ async def test_two_workers_share_the_port_the_database_and_the_secret(
 def test_workers_need_streamable_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = load_settings(data_dir=tmp_path, secret="s" * 40)
     args = argparse.Namespace(transport="sse", host=None, port=0, stateless=False, workers=2)
-    assert serve_http(settings, args) == 2
+    assert serve(serve_settings(settings, args), args.transport) == 2
     assert "--workers needs --transport streamable-http" in capsys.readouterr().err
 
 
@@ -291,11 +292,15 @@ def test_a_worker_that_dies_is_replaced(served: tuple[Served, SmtpSink]) -> None
 # The supervisor alone, with stand-in workers (module-level: spawn pickles them by name).
 
 
-def _exits_at_once(host: str, port: int, options: dict[str, Any]) -> None:
+def _workers(count: int, port: int = 0) -> Settings:
+    return load_settings(secret="s" * 40, http_host="127.0.0.1", http_port=port, http_workers=count)
+
+
+def _exits_at_once(settings: Settings, options: dict[str, Any]) -> None:
     sys.exit(3)
 
 
-def _exits_after_a_while(host: str, port: int, options: dict[str, Any]) -> None:
+def _exits_after_a_while(settings: Settings, options: dict[str, Any]) -> None:
     with Path(options["record"]).open("a") as fh:
         fh.write(f"{os.getpid()}\n")
     time.sleep(0.6)
@@ -303,7 +308,7 @@ def _exits_after_a_while(host: str, port: int, options: dict[str, Any]) -> None:
 
 
 def test_a_worker_that_dies_right_after_starting_stops_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    supervisor = Supervisor("127.0.0.1", 0, 2, {}, target=_exits_at_once)
+    supervisor = Supervisor(_workers(2), {}, target=_exits_at_once)
     started = time.monotonic()
     assert supervisor.run() == 1  # not a restart loop
     assert time.monotonic() - started < CRASH_LOOP_SECONDS + 5
@@ -314,7 +319,7 @@ def test_a_worker_that_dies_later_is_restarted_until_the_server_stops(
 ) -> None:
     monkeypatch.setattr(workers_module, "CRASH_LOOP_SECONDS", 0.3)
     record = tmp_path / "starts"
-    supervisor = Supervisor("127.0.0.1", 0, 1, {"record": str(record)}, target=_exits_after_a_while)
+    supervisor = Supervisor(_workers(1), {"record": str(record)}, target=_exits_after_a_while)
 
     def stop_after_three_starts() -> None:
         deadline = time.monotonic() + 30
@@ -349,8 +354,8 @@ def test_a_port_something_listens_on_is_refused(capsys: pytest.CaptureFixture[st
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError):
-            Supervisor("127.0.0.1", port, 2, {}, target=_exits_at_once)
+            Supervisor(_workers(2, port), {}, target=_exits_at_once)
         settings = load_settings(data_dir=tmp_path, secret="s" * 40)
         args = argparse.Namespace(transport="streamable-http", host=None, port=port, stateless=False, workers=2)
-        assert serve_http(settings, args) == 1
+        assert serve(serve_settings(settings, args), args.transport) == 1
         assert f"cannot bind 127.0.0.1:{port}" in capsys.readouterr().err

@@ -18,10 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reset_mcp.app import App
-from reset_mcp.compose.composer import Composer
 from reset_mcp.compose.i18n import SUPPORTED_LOCALES
 from reset_mcp.compose.models import Branding
-from reset_mcp.compose.samples import samples
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail import OutgoingEmail, mime
@@ -29,6 +27,8 @@ from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.mail.mime import to_bytes
 from reset_mcp.mail.smtp_pipeline import wire_data
 from tests.conftest import CHROME_UA, token_from
+from tests.kinds import composer as make_composer
+from tests.kinds import samples
 
 
 def make(text: str = "Hello\n", html: str = "<p>Hello</p>", **over: Any) -> OutgoingEmail:
@@ -66,7 +66,7 @@ def assert_wire_clean(raw: bytes) -> None:
     assert max(len(line) for line in lines) <= 998
 
 
-COMPOSER = Composer(Branding(product_name="Acme", support_email="help@acme.test"))
+COMPOSER = make_composer(Branding(product_name="Acme", support_email="help@acme.test"))
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -86,7 +86,7 @@ def test_every_rendered_email_round_trips(kind: str, locale: str) -> None:
 
 
 def test_an_english_reset_is_readable_as_is() -> None:
-    rendered = COMPOSER.password_reset(samples()["password_reset"])  # type: ignore[arg-type]
+    rendered = COMPOSER.render("password_reset", samples()["password_reset"])  # type: ignore[arg-type]
     raw = to_bytes(make(rendered.text, rendered.html))
     assert rendered.text.isascii()
     assert rendered.text.replace("\n", "\r\n").encode() in raw  # no encoding at all

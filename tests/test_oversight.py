@@ -22,6 +22,7 @@ from reset_mcp.app import App, build_app
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
+from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.errors import ConfigError, ConflictError, PermissionDeniedError
 from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
@@ -31,6 +32,7 @@ from tests.conftest import SECRET, client_for, reset_args, text_of_eml, token_fr
 
 MODES = ("read_only", "gated", "confirm", "monitored", "autonomous")
 KINDS = ("password_reset", "security_alert", "password_changed")
+GATED_KINDS = EmailKinds().gated
 OVERSEER = "overseer@acme.test"
 ALICE = "alice@example.com"
 CLI_ALICE = Caller("cli:alice", frozenset({"approve"}))
@@ -293,7 +295,7 @@ async def test_gated_reset_mints_the_token_only_at_approval_and_delivers_once(
         await svc.approvals.approve(out.approval_id, CLI_ALICE)
     with pytest.raises(ConflictError):
         await svc.approvals.reject(out.approval_id, Caller("cli:bob", frozenset({"approve"})), "too late")
-    await gated.dispatcher.run_once()
+    await gated.jobs.run_once()  # expire approvals, deliver what is due
     assert len(backend.sent) == 1
     status = await svc.approvals.send_status(out.request_id)
     assert status.status == "sent" and status.approval is not None
@@ -330,7 +332,7 @@ async def test_rejected_approval_never_delivers(gated: App, clock: FakeClock, ba
     with pytest.raises(ConflictError):
         await svc.approvals.approve(out.approval_id, Caller("cli:bob", frozenset({"approve"})))
     clock.advance(minutes=5)
-    await gated.dispatcher.run_once()
+    await gated.jobs.run_once()  # expire approvals, deliver what is due
     assert backend.sent == []
     status = await svc.approvals.send_status(out.request_id)
     assert status.status == "rejected" and status.reason == "not our customer" and status.deliveries == []
@@ -355,7 +357,7 @@ async def test_approval_past_its_window_expires_and_never_delivers(
     assert (await svc.approvals.get(out.approval_id)).status == "expired"
     with pytest.raises(ConflictError):
         await svc.approvals.approve(out.approval_id, CLI_ALICE)
-    await gated.dispatcher.run_once()
+    await gated.jobs.run_once()  # expire approvals, deliver what is due
     assert backend.sent == []
     status = await svc.approvals.send_status(out.request_id)
     assert status.status == "expired" and status.deliveries == []
@@ -584,7 +586,7 @@ async def test_policy_file_errors_name_the_file(
 ) -> None:
     path = _policy(tmp_path, body)
     with pytest.raises(ConfigError) as caught:
-        load_policy("autonomous", path)
+        load_policy("autonomous", path, GATED_KINDS)
     assert str(path) in str(caught.value) and message in str(caught.value)
     with pytest.raises(ConfigError, match=r"policy\.toml"):
         async with open_app(settings_factory(policy_file=path), clock, MemoryBackend()):
@@ -593,18 +595,18 @@ async def test_policy_file_errors_name_the_file(
 
 def test_missing_policy_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read .*nowhere\.toml"):
-        load_policy("autonomous", tmp_path / "nowhere.toml")
+        load_policy("autonomous", tmp_path / "nowhere.toml", GATED_KINDS)
 
 
 def test_policy_file_overrides_the_global_mode_per_kind(tmp_path: Path) -> None:
     path = _policy(tmp_path, 'mode = "monitored"\n[kinds]\nsecurity_alert = "gated"\n')
-    policy = load_policy("read_only", path)
+    policy = load_policy("read_only", path, GATED_KINDS)
     assert policy.describe()["modes"] == {
         "password_reset": "monitored",
         "security_alert": "gated",
         "password_changed": "monitored",
     }
-    assert load_policy("gated", None).mode_for("password_changed") == "gated"
+    assert load_policy("gated", None, GATED_KINDS).mode_for("password_changed") == "gated"
     decision = policy.decide("security_alert", "a@example.com")
     assert decision.action == "hold" and "gated" in decision.reason
 

@@ -708,14 +708,16 @@ async def test_loopback_bind_keeps_sdk_dns_rebinding_protection(http_server: Any
 
 async def test_public_bind_needs_explicit_allowed_hosts_and_origins(tmp_path: Path) -> None:
     """ "a public bind needs explicit allowed hosts and origins"."""
-    from reset_mcp.server.http.app import build_http_app, serve_http
+    from reset_mcp.cli.main import serve_settings
+    from reset_mcp.server.http.app import build_http_app
+    from reset_mcp.server.serve import serve
 
     public = {"data_dir": tmp_path, "secret": SECRET, "http_host": "0.0.0.0"}
     for missing in ({}, {"allowed_hosts": "reset.example.com"}, {"allowed_origins": "https://app.example.com"}):
         with pytest.raises(ConfigError, match="RESET_MCP_ALLOWED_HOSTS"):
             build_http_app(load_settings(**public, **missing))
-    args = argparse.Namespace(transport="streamable-http", host=None, port=None, stateless=False)
-    assert serve_http(load_settings(**public), args) == 2  # the CLI refuses to start
+    args = argparse.Namespace(transport="streamable-http", host=None, port=None, stateless=False, workers=None)
+    assert serve(serve_settings(load_settings(**public), args), args.transport) == 2  # the CLI refuses to start
     named = load_settings(**public, allowed_hosts="reset.example.com", allowed_origins="https://app.example.com")
     asgi = build_http_app(named)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://reset.example.com") as http:

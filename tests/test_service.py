@@ -130,7 +130,7 @@ async def test_unknown_and_known_accounts_get_the_same_answer_shape(app: App) ->
 async def test_failed_checks_are_throttled_after_100_in_a_row(
     app: App, backend: MemoryBackend, clock: FakeClock
 ) -> None:
-    from reset_mcp.policy.throttle import TooManyFailuresError
+    from reset_mcp.errors import TooManyFailuresError
 
     await app.service.request_password_reset(_inp())
     good = token_from(backend.sent[0])

@@ -1,4 +1,4 @@
-"""The overseer's commands: approvals, audit, outbox, keys, migrate, preview, purge.
+"""The overseer's commands: approvals, audit, outbox, migrate, preview, purge.
 
 They work on the same database as the server (SQLite in WAL mode takes a CLI writer
 beside a running server). The CLI acts as `cli:<user>`, a different identity from any
@@ -18,13 +18,13 @@ from typing import Any
 
 import anyio
 
-from reset_mcp.app import App, build_app
-from reset_mcp.audit import verify_chain
+from reset_mcp.app import App, build_app, composer_for
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
-from reset_mcp.errors import NotFoundError
 from reset_mcp.flows.retention import purge
 from reset_mcp.policy.abuse import HISTORY_DAYS
+from reset_mcp.store import open_store
+from reset_mcp.vocab import ApprovalStatus, OutboxStatus, Scope
 
 
 def _cli_caller() -> Caller:
@@ -32,7 +32,7 @@ def _cli_caller() -> Caller:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return Caller(f"cli:{user}", frozenset({"approve"}))
+    return Caller(f"cli:{user}", frozenset({Scope.APPROVE}))
 
 
 def _when(value: Any) -> str:
@@ -50,7 +50,7 @@ def _run(settings: Settings, fn: Callable[[App], Awaitable[int]]) -> int:
 async def _approvals(app: App, args: argparse.Namespace) -> int:
     desk = app.service.approvals
     if args.action == "list":
-        items = await desk.list(None if args.all else "pending", 200)
+        items = await desk.list(None if args.all else ApprovalStatus.PENDING, 200)
         if not items:
             print("no pending approvals" if not args.all else "no approvals")
         for a in items:
@@ -69,21 +69,12 @@ async def _approvals(app: App, args: argparse.Namespace) -> int:
 
 
 async def _audit(app: App, args: argparse.Namespace) -> int:
+    admin = app.service.admin
     if args.action == "tail":
-        async with app.store.transaction() as tx:
-            entries = await tx.list_audit(newest=True, limit=args.n)
-        for e in entries:
+        for e in await admin.audit_tail(args.n):
             print(f"{e.seq:>6}  {_when(e.at)}  {e.actor:<20} {e.action:<18} {e.subject}  {json.dumps(e.detail)}")
         return 0
-    entries, after = [], 0
-    while True:  # page through the log so a long one does not sit in one query
-        async with app.store.transaction() as tx:
-            page = await tx.list_audit(after_seq=after, limit=5000)
-        if not page:
-            break
-        entries.extend(page)
-        after = page[-1].seq
-    report = verify_chain(entries)
+    report = await admin.verify_audit()
     if report.ok:
         print(f"audit log intact: {report.checked} entries, hash chain verified")
         return 0
@@ -91,55 +82,41 @@ async def _audit(app: App, args: argparse.Namespace) -> int:
     return 1
 
 
+_SHOWN = ("id", "send_id", "kind", "recipient", "status", "attempts", "message_id", "last_error", "provider_message_id")
+
+
 async def _outbox(app: App, args: argparse.Namespace) -> int:
-    async with app.store.transaction() as tx:
-        if args.action == "counts":
-            counts = await tx.outbox_counts()
-            for status in ("pending", "sending", "sent", "failed", "expired", "cancelled"):
-                print(f"{status:<10} {counts.get(status, 0)}")
-            return 0
-        if args.action == "list":
-            for r in await tx.list_outbox(args.status, args.n):
-                err = f"  ({r.last_error})" if r.last_error else ""
-                print(f"{r.id}  {r.status:<9} {r.kind:<16} {r.recipient}  attempts {r.attempts}{err}")
-            return 0
-        row = await tx.get_outbox(args.id)
-        if row is None:
-            raise NotFoundError(f"no outbox row {args.id!r}")
-        if args.action == "show":
-            shown = {
-                k: getattr(row, k)
-                for k in (
-                    "id",
-                    "send_id",
-                    "kind",
-                    "recipient",
-                    "status",
-                    "attempts",
-                    "message_id",
-                    "last_error",
-                    "provider_message_id",
-                )
-            }
-            shown |= {
-                "created_at": _when(row.created_at),
-                "next_attempt_at": _when(row.next_attempt_at),
-                "sent_at": _when(row.sent_at),
-                "not_after": _when(row.not_after),
-            }
-            print(json.dumps(shown, indent=2))
-            return 0
-        if not await tx.requeue_outbox(row.id, app.clock.now()):
-            print(f"{row.id} is {row.status}; only failed or pending rows can be retried", file=sys.stderr)
-            return 1
+    admin = app.service.admin
+    if args.action == "counts":
+        counts = await admin.outbox_counts()
+        for status in OutboxStatus:
+            print(f"{status:<10} {counts.get(status, 0)}")
+        return 0
+    if args.action == "list":
+        for r in await admin.outbox_list(args.status, args.n):
+            err = f"  ({r.last_error})" if r.last_error else ""
+            print(f"{r.id}  {r.status:<9} {r.kind:<16} {r.recipient}  attempts {r.attempts}{err}")
+        return 0
+    row = await admin.outbox_row(args.id)
+    if args.action == "show":
+        shown = {k: getattr(row, k) for k in _SHOWN}
+        shown |= {
+            "created_at": _when(row.created_at),
+            "next_attempt_at": _when(row.next_attempt_at),
+            "sent_at": _when(row.sent_at),
+            "not_after": _when(row.not_after),
+        }
+        print(json.dumps(shown, indent=2))
+        return 0
+    if not await admin.outbox_retry(row.id):
+        print(f"{row.id} is {row.status}; only failed or pending rows can be retried", file=sys.stderr)
+        return 1
     print(f"{row.id} queued for delivery")
-    await app.dispatcher.run_once()
+    await app.jobs.run_once()
     return 0
 
 
 def _migrate(settings: Settings) -> int:
-    from reset_mcp.store import open_store
-
     async def main() -> list[str]:
         store = await open_store(settings.effective_database_url, pool_size=1, migrate=False)
         try:
@@ -164,10 +141,7 @@ async def _purge(app: App, args: argparse.Namespace) -> int:
 
 
 def _preview(settings: Settings, args: argparse.Namespace) -> int:
-    from reset_mcp.app import branding
-    from reset_mcp.compose import Composer
-
-    rendered = Composer(branding(settings), settings.template_dir).sample(args.kind, locale=args.locale)
+    rendered = composer_for(settings).sample(args.kind, locale=args.locale)
     if args.out is None:
         print(f"Subject: {rendered.subject}\n\n{rendered.text}")
         return 0
@@ -184,10 +158,6 @@ def run_admin(settings: Settings, args: argparse.Namespace) -> int:
         return _preview(settings, args)
     if args.command == "migrate":
         return _migrate(settings)
-    if args.command == "keys":
-        from reset_mcp.cli.keys import run_keys
-
-        return run_keys(settings, args)
     handlers = {"approvals": _approvals, "audit": _audit, "outbox": _outbox, "purge": _purge}
     handler = handlers[args.command]
     return _run(settings, lambda app: handler(app, args))

@@ -14,8 +14,15 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
+from reset_mcp.app import SECRET_FILE, composer_for
 from reset_mcp.config import Settings
+from reset_mcp.context import GeoLocator
+from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.errors import ResetMCPError
+from reset_mcp.mail import open_email_backend
+from reset_mcp.policy.oversight import load_policy
+from reset_mcp.store import open_store
+from reset_mcp.vocab import Mode
 
 SECRET_FIELDS = {"secret", "secret_fallbacks", "smtp_password", "email_api_key", "webhook_secret", "webhook_bearer"}
 
@@ -34,33 +41,26 @@ def mask(name: str, value: Any) -> str:
 
 
 def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
-    from reset_mcp.app import branding
-    from reset_mcp.compose import Composer
-    from reset_mcp.context import GeoLocator
-    from reset_mcp.mail import open_email_backend
-    from reset_mcp.policy.oversight import load_policy
-    from reset_mcp.store import open_store
-
     problems: list[str] = []
     warnings: list[str] = []
     policy_view: dict[str, Any] = {}
     try:
-        policy = load_policy(settings.oversight_mode, settings.policy_file)
+        policy = load_policy(settings.oversight_mode, settings.policy_file, EmailKinds().gated)
         policy_view = policy.describe()
         modes = set(policy_view["modes"].values())
-        if modes & {"gated", "confirm"} and not settings.oversight_email:
+        if modes & {Mode.GATED, Mode.CONFIRM} and not settings.oversight_email:
             warnings.append(
                 "held emails wait for approval, but RESET_MCP_OVERSIGHT_EMAIL is not set: "
                 "use `reset-mcp approvals` or the admin HTTP endpoints to decide them"
             )
-        if "monitored" in modes and not settings.oversight_email:
+        if Mode.MONITORED in modes and not settings.oversight_email:
             problems.append("mode monitored needs RESET_MCP_OVERSIGHT_EMAIL to notify the overseer")
     except ResetMCPError as exc:
         problems.append(str(exc))
     for label, build in (
-        ("templates", lambda: Composer(branding(settings), settings.template_dir)),
+        ("templates", lambda: composer_for(settings)),
         ("GeoIP database", lambda: GeoLocator(settings.geoip_db).close()),
-        ("email backend", lambda: open_email_backend(settings)),
+        ("email backend", lambda: open_email_backend(settings.mail_options())),
         ("secret fallbacks", lambda: settings.fallback_secrets),
     ):
         try:
@@ -68,7 +68,7 @@ def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
         except ResetMCPError as exc:
             problems.append(f"{label}: {exc}")
     if settings.secret is None:
-        key = Path(settings.data_dir) / "secret.key"
+        key = Path(settings.data_dir) / SECRET_FILE
         warnings.append(
             f"RESET_MCP_SECRET is not set: the key in {key} is used "
             f"({'exists' if key.exists() else 'will be generated at start'}); "

@@ -14,7 +14,6 @@ import anyio
 
 from reset_mcp.app import build_app
 from reset_mcp.config import Settings
-from reset_mcp.keys import create_key
 from reset_mcp.store.records import ApiKeyRecord
 
 
@@ -24,9 +23,9 @@ def run_keys(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     async with build_app(settings) as app:
+        keys = app.service.keys
         if args.action == "create":
-            async with app.store.transaction() as tx:
-                plaintext, record = await create_key(tx, args.name, args.scope, app.clock.now())
+            plaintext, record = await keys.create(args.name, args.scope)
             print(plaintext)
             print(
                 f"reset-mcp: created key {record.id} ({record.name}) with scopes {', '.join(record.scopes)}.\n"
@@ -35,20 +34,14 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             )
             return 0
         if args.action == "list":
-            async with app.store.transaction() as tx:
-                keys = await tx.list_api_keys()
-            _print_table(keys)
+            _print_table(await keys.list())
             return 0
-        if args.action == "revoke":
-            async with app.store.transaction() as tx:
-                revoked = await tx.revoke_api_key(args.id, app.clock.now())
-                known = revoked or await tx.get_api_key(args.id) is not None
-            if not known:
-                print(f"reset-mcp: no key {args.id!r}", file=sys.stderr)
-                return 1
-            print(f"reset-mcp: key {args.id} {'revoked' if revoked else 'was already revoked'}", file=sys.stderr)
-            return 0
-    raise AssertionError(f"unknown keys action {args.action!r}")
+        revoked = await keys.revoke(args.id)
+        if revoked is None:
+            print(f"reset-mcp: no key {args.id!r}", file=sys.stderr)
+            return 1
+        print(f"reset-mcp: key {args.id} {'revoked' if revoked else 'was already revoked'}", file=sys.stderr)
+        return 0
 
 
 def _when(value: datetime | None) -> str:

@@ -1,18 +1,26 @@
 """`reset-mcp` command line: serve, doctor, schemas, and the overseer's tools.
 
-Every command reads the same RESET_MCP_* settings as the server. Logs and notices go
-to stderr; stdout carries only the protocol (serve over stdio) or the command's output.
+Every command reads the same RESET_MCP_* settings as the server; options of `serve`
+override them, and the resulting Settings object is what the server (and each of its
+worker processes) runs with. Logs and notices go to stderr; stdout carries only the
+protocol (serve over stdio) or the command's output.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from reset_mcp import __version__
+from reset_mcp.cli.admin import run_admin
+from reset_mcp.cli.doctor import run_doctor
+from reset_mcp.cli.keys import run_keys
+from reset_mcp.config import MAX_HTTP_WORKERS, Settings, load_settings
 from reset_mcp.errors import ResetMCPError
+from reset_mcp.logs import configure_logging
+from reset_mcp.vocab import Scope
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="HTTP API keys")
     ksub = keys.add_subparsers(dest="action", required=True)
     kc = ksub.add_parser("create")
-    kc.add_argument("--scope", action="append", required=True, choices=["send", "redeem", "approve"])
+    kc.add_argument("--scope", action="append", required=True, choices=list(Scope))
     kc.add_argument("--name", required=True)
     ksub.add_parser("list")
     kr = ksub.add_parser("revoke")
@@ -87,8 +95,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _worker_count(value: str) -> int:
-    from reset_mcp.config import MAX_HTTP_WORKERS
-
     try:
         count = int(value)
     except ValueError:
@@ -98,20 +104,33 @@ def _worker_count(value: str) -> int:
     return count
 
 
-def configure_logging(level: str, *, worker: bool = False) -> None:
-    """Logs to stderr, one format for every command (and each HTTP worker process)."""
-    who = " worker %(process)d" if worker else ""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level),
-        format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
-    )
+def serve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with `serve`'s command-line options laid over them."""
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["http_host"] = args.host
+    if args.port is not None:
+        overrides["http_port"] = args.port
+    if args.stateless:
+        overrides["stateless_http"] = True
+    if args.workers is not None:
+        overrides["http_workers"] = args.workers
+    return settings.model_copy(update=overrides)
+
+
+def _server_command(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the MCP SDK, Starlette and uvicorn take a third of a
+    # second to import, which every other command (`keys list`, `approvals`) would pay.
+    from reset_mcp.server.mcp.schemas import write_schemas
+    from reset_mcp.server.serve import serve
+
+    if args.command == "serve":
+        return serve(serve_settings(settings, args), args.transport)
+    return write_schemas(settings, args.out, check=args.check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from reset_mcp.config import load_settings
-
     try:
         settings = load_settings()
     except ResetMCPError as exc:
@@ -122,20 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level if settings else "INFO")
     try:
         if args.command == "doctor":
-            from reset_mcp.cli.doctor import run_doctor
-
             return run_doctor(settings)
         assert settings is not None
-        if args.command == "serve":
-            from reset_mcp.server.serve import serve
-
-            return serve(settings, args)
-        if args.command == "schemas":
-            from reset_mcp.server.mcp.schemas import write_schemas
-
-            return write_schemas(settings, args.out, check=args.check)
-        from reset_mcp.cli.admin import run_admin
-
+        if args.command in ("serve", "schemas"):
+            return _server_command(settings, args)
+        if args.command == "keys":
+            return run_keys(settings, args)
         return run_admin(settings, args)
     except ResetMCPError as exc:
         print(f"reset-mcp: {exc}", file=sys.stderr)

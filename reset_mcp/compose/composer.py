@@ -1,19 +1,24 @@
-"""The composer: data in, a `RenderedEmail` (subject, text, HTML) out.
+"""The composer: an email kind's data in, a `RenderedEmail` (subject, text, HTML) out.
+
+It knows no kind by name: the kinds are handed to it (`emails/` defines them), each
+saying how its data becomes template variables (`view`), which subject it takes and
+what sample data previews and the start-up self-test use. The composer owns what every
+kind shares: branding, locales, templates, the subject's length, cleaning.
 
 Everything costly happens in `__init__`: catalogs are loaded, subjects built (they
 carry no user input, only the cleaned product name), templates read, checked,
-CSS-inlined and compiled, and every kind is rendered once in every locale with
-full and with minimal sample data, so a broken override fails at start.
-A render is then two Jinja2 template calls, or, for the built-in templates, the
-filling of a skeleton rendered once per shape (`skeleton.py`).
+CSS-inlined and compiled, and every kind is rendered once with full and with minimal
+sample data, so a broken override fails at start. A render is then two Jinja2 template
+calls, or, for the built-in templates, the filling of a skeleton rendered once per
+shape (`skeleton.py`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jinja2 import TemplateError
 
@@ -29,36 +34,31 @@ from reset_mcp.compose.i18n import (
     resolve_timezone,
 )
 from reset_mcp.compose.loader import TemplateSet, locate
-from reset_mcp.compose.models import (
-    Branding,
-    OversightNoticeData,
-    PasswordChangedData,
-    PasswordResetData,
-    RenderedEmail,
-    SecurityAlertData,
-)
-from reset_mcp.compose.samples import samples
+from reset_mcp.compose.models import Branding, RenderedEmail
 from reset_mcp.compose.skeleton import SkeletonCache
 from reset_mcp.errors import ConfigError, InvalidInputError, ResetMCPError
 
-KINDS: tuple[str, ...] = ("password_reset", "security_alert", "password_changed", "oversight_notice")
 SUBJECT_LIMIT = 77  # RFC 5322 recommends lines under 78 characters
-
-_SUBJECT_KEYS = (
-    "reset_subject",
-    "alert_subject",
-    "changed_subject",
-    "notice_subject_held",
-    "notice_subject_sent",
-    "notice_subject_other",
-)
-_BUILD: dict[str, Callable[..., dict[str, Any]]] = {
-    "password_reset": views.password_reset,
-    "security_alert": views.security_alert,
-    "password_changed": views.password_changed,
-    "oversight_notice": views.oversight_notice,
-}
 _MANY_NEWLINES_RE = re.compile(r"\n{3,}")
+
+
+class Renderable(Protocol):
+    """What the composer needs of an email kind (see `emails/kind.py`)."""
+
+    name: str
+    label: str  # English; the default of the localised message `kind_<name>`
+    subject_keys: tuple[str, ...]  # every message key `subject_key` may answer
+    messages: Mapping[str, str]  # English defaults for the kind's own messages; locale files may translate them
+
+    def view(self, data: Any, fmt: Formatter, tt: TextTranslator) -> dict[str, Any]:
+        """The template variables for `data` (see `views` for what every kind shares)."""
+        ...
+
+    def subject_key(self, data: Any) -> str: ...
+
+    def samples(self) -> tuple[Any, Any]:
+        """Sample data (full, minimal): previews, golden files and the start-up self-test."""
+        ...
 
 
 def _subject(message: str, product: str) -> str:
@@ -69,11 +69,13 @@ def _subject(message: str, product: str) -> str:
 
 
 class Composer:
-    """Renders the four email kinds, branded and localised; see `KINDS`."""
+    """Renders the kinds it was given, branded and localised."""
 
-    def __init__(self, branding: Branding, template_dir: Path | None = None) -> None:
+    def __init__(self, branding: Branding, template_dir: Path | None, kinds: Sequence[Renderable]) -> None:
+        self._kinds = {kind.name: kind for kind in kinds}
         self._brand = views.brand_view(branding)
-        catalogs = load_catalogs()
+        defaults = {f"kind_{kind.name}": kind.label for kind in kinds}
+        catalogs = load_catalogs(defaults | {key: text for kind in kinds for key, text in kind.messages.items()})
         filled = {
             "product": self._brand.product,
             "sender": self._brand.sender,
@@ -84,17 +86,22 @@ class Composer:
         self._subjects = {
             (tag, key): _subject(cat.strings[key], self._brand.product)
             for tag, cat in catalogs.items()
-            for key in _SUBJECT_KEYS
+            for kind in kinds
+            for key in kind.subject_keys
         }
         brand_constants = vars(self._brand)
         self._constants = {
             tag: {"t": translator.constants(), "brand": brand_constants} for tag, translator in self._text_t.items()
         }
-        self._templates = TemplateSet(KINDS, template_dir)
+        self._templates = TemplateSet(tuple(self._kinds), template_dir)
         # Skeleton rendering only for the built-in templates, inlined ahead of time (see skeleton.py).
         builtin = self._templates.builtin_only and self._templates.inliner is None
         self._skeletons: SkeletonCache | None = SkeletonCache() if builtin else None
         self._self_test()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self._kinds)
 
     @property
     def inlines_at_render(self) -> bool:
@@ -106,50 +113,33 @@ class Composer:
         for tag in {resolve_locale(tag) for tag in locales} or SUPPORTED_LOCALES:
             self._templates.compiled(tag, self._constants[tag])
 
-    # -- the four kinds -------------------------------------------------------------
-
-    def password_reset(
-        self, data: PasswordResetData, *, locale: str | None = None, timezone: str | None = None
-    ) -> RenderedEmail:
-        return self._render("password_reset", data, "reset_subject", locale, timezone)
-
-    def security_alert(
-        self, data: SecurityAlertData, *, locale: str | None = None, timezone: str | None = None
-    ) -> RenderedEmail:
-        return self._render("security_alert", data, "alert_subject", locale, timezone)
-
-    def password_changed(
-        self, data: PasswordChangedData, *, locale: str | None = None, timezone: str | None = None
-    ) -> RenderedEmail:
-        return self._render("password_changed", data, "changed_subject", locale, timezone)
-
-    def oversight_notice(
-        self, data: OversightNoticeData, *, locale: str | None = None, timezone: str | None = None
-    ) -> RenderedEmail:
-        decision = (data.decision or "").strip().lower()
-        key = f"notice_subject_{decision if decision in ('held', 'sent') else 'other'}"
-        return self._render("oversight_notice", data, key, locale, timezone)
-
     def render(
         self, kind: str, data: object, *, locale: str | None = None, timezone: str | None = None
     ) -> RenderedEmail:
-        """Dispatch by kind name (what the outbox stores); unknown kind -> InvalidInputError."""
-        method = getattr(self, _check_kind(kind))
-        return method(data, locale=locale, timezone=timezone)
+        """Render `data` as an email of `kind`; unknown kind -> InvalidInputError."""
+        spec = self._kind(kind)
+        return self._render(spec, data, spec.subject_key(data), locale, timezone)
 
     def sample(self, kind: str, *, locale: str | None = None, timezone: str | None = None) -> RenderedEmail:
-        """A preview of `kind` with fixed sample data; mints nothing, sends nothing."""
-        return self.render(kind, samples()[_check_kind(kind)], locale=locale, timezone=timezone)
+        """A preview of `kind` with its sample data; mints nothing, sends nothing."""
+        return self.render(kind, self._kind(kind).samples()[0], locale=locale, timezone=timezone)
 
     # -- machinery ------------------------------------------------------------------
 
+    def _kind(self, kind: str) -> Renderable:
+        spec = self._kinds.get(kind)
+        if spec is None:
+            raise InvalidInputError(f"unknown email kind {kind!r}; choose one of: {', '.join(self._kinds)}")
+        return spec
+
     def _render(
-        self, kind: str, data: Any, subject_key: str, locale: str | None, timezone: str | None
+        self, spec: Renderable, data: Any, subject_key: str, locale: str | None, timezone: str | None
     ) -> RenderedEmail:
+        kind = spec.name
         tag = resolve_locale(locale)
         text_t = self._text_t[tag]
         fmt = Formatter(text_t.catalog, resolve_timezone(timezone))
-        view = _BUILD[kind](data, fmt, text_t)
+        view = spec.view(data, fmt, text_t)
         subject = self._subjects[(tag, subject_key)]
         view["brand"] = self._brand
         view["lang"] = tag
@@ -181,17 +171,12 @@ class Composer:
         A bad override fails here, at start. Other locales compile on first use
         (or `preload`); they differ only in the message constants.
         """
-        for variant in (samples(), samples(minimal=True)):
-            for kind, data in variant.items():
+        for spec in self._kinds.values():
+            for data in spec.samples():
+                kind = spec.name
                 try:
                     self.render(kind, data, locale="en")
                 except ResetMCPError:
                     raise
                 except (TemplateError, LookupError, TypeError, ValueError, AttributeError) as exc:
                     raise ConfigError(f"{locate(exc)}: rendering {kind} failed: {type(exc).__name__}: {exc}") from exc
-
-
-def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise InvalidInputError(f"unknown email kind {kind!r}; choose one of: {', '.join(KINDS)}")
-    return kind

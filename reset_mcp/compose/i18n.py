@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -88,14 +89,18 @@ class Catalog:
         return forms.get(self.rule(n), forms["other"]).format(n=n)
 
 
-def load_catalogs() -> dict[str, Catalog]:
-    """Every locale, each laid over English so a missing message is English."""
+def load_catalogs(defaults: Mapping[str, str] | None = None) -> dict[str, Catalog]:
+    """Every locale, each laid over English so a missing message is English.
+
+    `defaults`: English messages an email kind brings along, under the locale files
+    (which may translate them, or override the English)."""
     raw = {tag: json.loads((LOCALES_DIR / f"{tag}.json").read_text("utf-8")) for tag in SUPPORTED_LOCALES}
     base = raw[DEFAULT_LOCALE]
+    english = {**(defaults or {}), **base["strings"]}
     catalogs = {}
     for tag, data in raw.items():
         merged = {**base, **data}
-        merged["strings"] = {**base["strings"], **data.get("strings", {})}
+        merged["strings"] = {**english, **data.get("strings", {})}
         merged["plurals"] = {**base["plurals"], **data.get("plurals", {})}
         catalogs[tag] = Catalog(tag, merged)
     return catalogs

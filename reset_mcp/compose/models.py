@@ -1,14 +1,12 @@
-"""What the composer takes and gives: plain data, no Jinja2, no MIME.
+"""What every kind's rendering shares: the branding, who asked, and the rendered result.
 
-The service builds these from its own records; the composer turns them into a
-`RenderedEmail`. Keeping them apart lets the service be tested without templates and
-the templates be previewed without a service.
+Plain data, no Jinja2, no MIME. Each kind's own data class lives in its module under
+`emails/`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -47,43 +45,3 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordResetData:
-    reset_url: str
-    expires_at: datetime
-    ttl_minutes: int
-    context: RequestContext
-    to_name: str | None = None
-    report_url: str | None = None  # "this wasn't me" link, when configured
-
-
-@dataclass(frozen=True, slots=True)
-class SecurityAlertData:
-    reason: str
-    attempts: Sequence[RequestContext] = field(default_factory=tuple)
-    to_name: str | None = None
-    details: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordChangedData:
-    changed_at: datetime
-    context: RequestContext | None = None
-    to_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OversightNoticeData:
-    """Tells the overseer what was sent or held; never carries a token or a link to one."""
-
-    kind: str  # the email kind this notice is about
-    recipient: str
-    decision: str  # "sent" (monitored) or "held" (gated)
-    summary: str
-    requested_by: str
-    approval_id: str | None = None
-    approve_url: str | None = None  # signed single-use links (approval by email)
-    reject_url: str | None = None
-    expires_at: datetime | None = None

@@ -1,13 +1,13 @@
 """Rendering the built-in templates by filling a skeleton rendered once per shape.
 
-A reset email is ~8 kB of HTML in which only a few values change from one request to
+A reset email is kilobytes of HTML in which only a few values change from one request to
 the next (the link, the time, the IP, the device, the location, the name). The
 built-in templates use those values only by printing them (escaped, in HTML) or by
 testing whether they are empty, never by transforming or comparing them. So for one
 "shape" (kind, locale, subject, and which values are empty, None or which number) the
 template is rendered once with a marker in place of every non-empty string, split at
 the markers, and from then on filled by a join: the same output as a Jinja2 render,
-without its per-request Python (bench/README.md, fifth round, item 15).
+without its per-request Python (bench/README.md has what it saves).
 
 The skeleton is only used where that reasoning holds: the composer enables it when
 every template is a built-in one (an override may use `|upper` or `{% if x == ... %}`),

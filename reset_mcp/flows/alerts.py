@@ -8,17 +8,25 @@ the account, so a burst of attempts, even across instances, yields one alert.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
+from reset_mcp.compose import RequestContext
 from reset_mcp.deps import Deps, lock_account
-from reset_mcp.emails.outgoing import context_payload
-from reset_mcp.ids import new_id
+from reset_mcp.emails import password_changed, security_alert
 from reset_mcp.policy.gate import Gated, gate
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ContactEvent, SendRecord
+from reset_mcp.vocab import ATTEMPTS, Event
 
-ALERT_EVENT = "security_alert_queued"
 AUTO_ALERT_REASON = "suspicious password reset activity"
+
+
+def _attempt(e: ContactEvent) -> RequestContext:
+    return RequestContext(
+        at=e.created_at,
+        ip=e.ip or "unknown",
+        device=e.metadata.get("device_label", "unknown device"),
+        location=e.metadata.get("location", "unknown"),
+    )
 
 
 async def queue_security_alert(
@@ -41,46 +49,24 @@ async def queue_security_alert(
     """
     await lock_account(tx, email)
     since = now - timedelta(minutes=window_minutes)
-    for event in await tx.list_events(email=email, since=since, event_types=(ALERT_EVENT,), limit=50):
+    for event in await tx.list_events(email=email, since=since, event_types=(Event.ALERT_QUEUED,), limit=50):
         if event.metadata.get("reason") == reason:
             return None, str(event.metadata.get("request_id"))
-    attempts = await tx.list_events(
-        email=email, since=since, event_types=("reset_requested", "reset_rate_limited"), limit=10
+    attempts = await tx.list_events(email=email, since=since, event_types=ATTEMPTS, limit=10)
+    payload = security_alert.Payload(
+        reason=reason,
+        details=details,
+        attempts=tuple(_attempt(e) for e in attempts),
+        locale=locale,
+        timezone=timezone,
     )
-    payload: dict[str, Any] = {
-        "reason": reason,
-        "details": details,
-        "attempts": [
-            context_payload(
-                e.created_at,
-                e.ip or "unknown",
-                e.metadata.get("device_label", "unknown device"),
-                e.metadata.get("location", "unknown"),
-            )
-            for e in attempts
-        ],
-        "locale": locale,
-        "timezone": timezone,
-    }
-    send = SendRecord(
-        id=new_id("req"),
-        kind="security_alert",
-        recipient=email,
-        user_id=user_id,
-        status="queued",
-        reason=None,
-        requested_by=requested_by,
-        decision="",
-        created_at=now,
-        updated_at=now,
-        payload=payload,
-    )
+    send = SendRecord.new(security_alert.KIND.name, email, user_id, requested_by, payload.dump(), now)
     gated = await gate(deps, tx, send, now)
     await tx.insert_event(
         ContactEvent(
             email=email,
             user_id=user_id,
-            event_type=ALERT_EVENT,
+            event_type=Event.ALERT_QUEUED,
             created_at=now,
             metadata={"reason": reason, "request_id": send.id, "status": gated.status},
         )
@@ -95,29 +81,18 @@ async def queue_password_changed(
     email: str,
     user_id: str,
     now: datetime,
-    context: dict[str, Any] | None,
+    context: RequestContext | None,
     locale: str | None,
     timezone: str | None,
 ) -> Gated:
-    send = SendRecord(
-        id=new_id("req"),
-        kind="password_changed",
-        recipient=email,
-        user_id=user_id,
-        status="queued",
-        reason=None,
-        requested_by="system",
-        decision="",
-        created_at=now,
-        updated_at=now,
-        payload={"changed_at": now.timestamp(), "context": context, "locale": locale, "timezone": timezone},
-    )
+    payload = password_changed.Payload(changed_at=now, context=context, locale=locale, timezone=timezone)
+    send = SendRecord.new(password_changed.KIND.name, email, user_id, "system", payload.dump(), now)
     gated = await gate(deps, tx, send, now)
     await tx.insert_event(
         ContactEvent(
             email=email,
             user_id=user_id,
-            event_type="password_changed_notice",
+            event_type=Event.PASSWORD_CHANGED_NOTICE,
             created_at=now,
             metadata={"request_id": send.id, "status": gated.status},
         )

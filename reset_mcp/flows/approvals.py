@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from reset_mcp.deps import Caller, Deps, lock_account
 from reset_mcp.errors import ConflictError, NotFoundError, PermissionDeniedError
-from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatus
+from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatusView
 from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
 from reset_mcp.validation import identifier, single_line
+from reset_mcp.vocab import ApprovalStatus, OutboxStatus, Scope, SendStatus
 
 
 def approval_view(a: ApprovalRecord) -> ApprovalView:
@@ -40,7 +41,7 @@ def delivery_view(r: OutboxRow) -> DeliveryView:
         recipient=r.recipient,
         status=r.status,
         attempts=r.attempts,
-        next_attempt_at=r.next_attempt_at if r.status == "pending" else None,
+        next_attempt_at=r.next_attempt_at if r.status == OutboxStatus.PENDING else None,
         last_error=r.last_error,
         sent_at=r.sent_at,
         message_id=r.message_id,
@@ -48,8 +49,8 @@ def delivery_view(r: OutboxRow) -> DeliveryView:
     )
 
 
-def send_status(send: SendRecord, approval: ApprovalRecord | None, rows: list[OutboxRow]) -> SendStatus:
-    return SendStatus(
+def send_status(send: SendRecord, approval: ApprovalRecord | None, rows: list[OutboxRow]) -> SendStatusView:
+    return SendStatusView(
         request_id=send.id,
         kind=send.kind,
         recipient=send.recipient,
@@ -72,7 +73,7 @@ class ApprovalDesk:
     async def list_pending(self, limit: int = 100) -> PendingSends:
         await self.expire_due()
         async with self.deps.store.transaction() as tx:
-            pending = await tx.list_approvals("pending", limit)
+            pending = await tx.list_approvals(ApprovalStatus.PENDING, limit)
         return PendingSends(count=len(pending), pending=[approval_view(a) for a in pending])
 
     async def list(self, status: str | None = None, limit: int = 100) -> list[ApprovalView]:
@@ -88,7 +89,7 @@ class ApprovalDesk:
             raise NotFoundError(f"no approval {approval_id!r}")
         return approval_view(approval)
 
-    async def send_status(self, request_id: str) -> SendStatus:
+    async def send_status(self, request_id: str) -> SendStatusView:
         # Checked before any query: PostgreSQL refuses text with NUL, which would read
         # as "database unavailable" instead of the caller's mistake.
         request_id = identifier(request_id, "request_id", 64)
@@ -102,14 +103,16 @@ class ApprovalDesk:
         return send_status(send, approval, rows)
 
     async def approve(self, approval_id: str, caller: Caller, reason: str | None = None) -> ApprovalDecision:
-        return await self._decide(approval_id, caller, "approved", reason)
+        return await self._decide(approval_id, caller, ApprovalStatus.APPROVED, reason)
 
     async def reject(self, approval_id: str, caller: Caller, reason: str | None = None) -> ApprovalDecision:
-        return await self._decide(approval_id, caller, "rejected", reason)
+        return await self._decide(approval_id, caller, ApprovalStatus.REJECTED, reason)
 
-    async def _decide(self, approval_id: str, caller: Caller, status: str, reason: str | None) -> ApprovalDecision:
+    async def _decide(
+        self, approval_id: str, caller: Caller, status: ApprovalStatus, reason: str | None
+    ) -> ApprovalDecision:
         d = self.deps
-        if "approve" not in caller.scopes:
+        if Scope.APPROVE not in caller.scopes:
             # Every channel checks this already; the desk checks again so no new entry point can forget.
             raise PermissionDeniedError("deciding an approval needs the 'approve' scope")
         approval_id = identifier(approval_id, "approval_id", 64)
@@ -129,11 +132,11 @@ class ApprovalDesk:
                 raise ConflictError(f"approval {approval_id} was already {current.status if current else 'decided'}")
             send = await tx.get_send(approval.send_id)
             assert send is not None
-            if status == "approved":
-                await tx.update_send(send.id, "queued", None, now)
+            if status == ApprovalStatus.APPROVED:
+                await tx.update_send(send.id, SendStatus.QUEUED, None, now)
                 rows.append((await d.releaser.release(tx, send, now)).row)
             else:
-                await tx.update_send(send.id, "rejected", reason or "rejected by the overseer", now)
+                await tx.update_send(send.id, SendStatus.REJECTED, reason or "rejected by the overseer", now)
             await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
         delivery = await d.deliver(rows)
         return ApprovalDecision(approval_id=approval_id, status=status, request_id=send.id, delivery=delivery)
@@ -146,8 +149,10 @@ class ApprovalDesk:
             due = await tx.due_approval_expiries(now, 100)
             for approval in due:
                 if await tx.decide_approval(
-                    approval.id, status="expired", by="system", reason="approval window ended", now=now
+                    approval.id, status=ApprovalStatus.EXPIRED, by="system", reason="approval window ended", now=now
                 ):
-                    await tx.update_send(approval.send_id, "expired", "no decision within the approval window", now)
+                    await tx.update_send(
+                        approval.send_id, SendStatus.EXPIRED, "no decision within the approval window", now
+                    )
                     await d.audit(tx, "system", "approval_expired", approval.send_id, now, approval_id=approval.id)
         return len(due)

@@ -11,21 +11,8 @@ from reset_mcp.models import AbuseResult, AlertResult, ContactEventView, Contact
 from reset_mcp.policy import abuse
 from reset_mcp.store.records import ContactEvent
 from reset_mcp.validation import flat_metadata, identifier, normalize_email, parse_ip, single_line
+from reset_mcp.vocab import ATTEMPTS, Event, OutboxStatus, SendStatus
 
-# Event types the system writes itself; an agent may not forge them.
-RESERVED_EVENTS = frozenset(
-    {
-        abuse.REQUESTED,
-        abuse.LIMITED,
-        abuse.REPORTED,
-        "reset_consumed",
-        "email_queued",
-        "email_delivered",
-        "security_alert_queued",
-        "password_changed_notice",
-        "security_alert_requested",
-    }
-)
 ALERTS_PER_HOUR = 3  # agent-requested alerts per account
 
 
@@ -38,7 +25,7 @@ class Contacts:
     ) -> EventRecorded:
         email = normalize_email(email)
         event_type = identifier(event_type, "event_type", 64)
-        if event_type in RESERVED_EVENTS:
+        if event_type in set(Event):  # written by reset-mcp itself; an agent may not forge them
             raise InvalidInputError(f"event_type: {event_type!r} is recorded by reset-mcp itself")
         meta = flat_metadata(metadata)
         now = self.deps.clock.now()
@@ -54,7 +41,7 @@ class Contacts:
         email = normalize_email(email)
         async with self.deps.store.transaction() as tx:
             events = await tx.list_events(email=email, limit=500)
-        requests = [e for e in events if e.event_type in abuse.ATTEMPTS]
+        requests = [e for e in events if e.event_type in ATTEMPTS]
         last = requests[0] if requests else None
         return ContactSummary(
             email=email,
@@ -132,11 +119,11 @@ class Contacts:
         since = now - timedelta(hours=1)
         async with d.store.transaction() as tx:
             await lock_account(tx, email)
-            if await tx.count_events("security_alert_requested", since, email=email) >= ALERTS_PER_HOUR:
-                oldest = await tx.oldest_event_since("security_alert_requested", since, email=email) or now
+            if await tx.count_events(Event.ALERT_REQUESTED, since, email=email) >= ALERTS_PER_HOUR:
+                oldest = await tx.oldest_event_since(Event.ALERT_REQUESTED, since, email=email) or now
                 retry = abuse.seconds_until_an_hour_after(oldest, now)
                 return AlertResult(
-                    status="rate_limited",
+                    status=SendStatus.RATE_LIMITED,
                     retry_after=retry,
                     reason=f"at most {ALERTS_PER_HOUR} agent alerts per account per hour",
                 )
@@ -162,13 +149,13 @@ class Contacts:
             await tx.insert_event(
                 ContactEvent(
                     email=email,
-                    event_type="security_alert_requested",
+                    event_type=Event.ALERT_REQUESTED,
                     created_at=now,
                     metadata={"requested_by": caller.id},
                 )
             )
         delivery = await d.deliver(gated.rows)
         status = gated.status
-        if status == "queued" and delivery is not None and delivery.status == "sent":
-            status = "sent"
+        if status == SendStatus.QUEUED and delivery is not None and delivery.status == OutboxStatus.SENT:
+            status = SendStatus.SENT
         return AlertResult(request_id=gated.send_id, status=status, reason=gated.reason, delivery=delivery)

@@ -7,6 +7,7 @@ from reset_mcp.models import ReportResult
 from reset_mcp.policy import abuse
 from reset_mcp.store.records import ContactEvent
 from reset_mcp.tokens import jti_hash
+from reset_mcp.vocab import Event
 
 INVALID = "This reset link is invalid or has expired."  # the one answer end users get
 
@@ -32,7 +33,7 @@ async def report_unrequested(deps: Deps, token: str, caller: Caller) -> ReportRe
             ContactEvent(
                 email=record.email,
                 user_id=record.user_id,
-                event_type=abuse.REPORTED,
+                event_type=Event.RESET_REPORTED,
                 created_at=now,
                 metadata={"request_id": record.send_id},
             )

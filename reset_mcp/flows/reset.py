@@ -13,14 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from reset_mcp.compose import RequestContext
 from reset_mcp.context import parse_user_agent, resolve_location
 from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
-from reset_mcp.emails.outgoing import context_payload
+from reset_mcp.emails import password_reset
+from reset_mcp.errors import InvalidInputError
+from reset_mcp.flows.admin import AdminDesk
 from reset_mcp.flows.alerts import AUTO_ALERT_REASON, queue_password_changed, queue_security_alert
 from reset_mcp.flows.approvals import ApprovalDesk
 from reset_mcp.flows.contacts import Contacts
+from reset_mcp.flows.keys import KeyDesk
 from reset_mcp.flows.reports import INVALID, report_unrequested
-from reset_mcp.ids import new_id
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.policy import abuse
 from reset_mcp.policy.gate import gate
@@ -28,8 +31,11 @@ from reset_mcp.policy.throttle import FailureThrottle
 from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
 from reset_mcp.tokens import TokenClaims, jti_hash
 from reset_mcp.validation import identifier, normalize_email, parse_ip, single_line
+from reset_mcp.vocab import Event, OutboxStatus, Risk, SendStatus
 
-log = logging.getLogger("reset_mcp.flows.reset")
+log = logging.getLogger(__name__)
+# What the fast path's delivery outcome makes of a queued request's answer.
+_ANSWERED = {OutboxStatus.SENT: SendStatus.SENT, OutboxStatus.FAILED: SendStatus.FAILED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,8 @@ class ResetService:
         self.throttle = FailureThrottle()
         self.approvals = ApprovalDesk(deps)
         self.contacts = Contacts(deps)
+        self.admin = AdminDesk(deps, self.approvals)
+        self.keys = KeyDesk(deps)
 
     # Request -------------------------------------------------------------------------
     async def request_password_reset(
@@ -65,30 +73,19 @@ class ResetService:
         device = parse_user_agent(inp.user_agent or "")
         location = resolve_location(ip, single_line(inp.location, "location", 200), d.geo)
         now = d.clock.now()
-        ctx = context_payload(now, str(ip), device.label(), location.label)
+        ctx = RequestContext(at=now, ip=str(ip), device=device.label(), location=location.label)
         event = ContactEvent(
             email=email,
             user_id=user_id,
-            event_type=abuse.REQUESTED,
+            event_type=Event.RESET_REQUESTED,
             created_at=now,
             ip=str(ip),
             device=device.family_key(),
             country=location.country_code,
             metadata={"device_label": device.label(), "location": location.label, "requested_by": caller.id},
         )
-        send = SendRecord(
-            id=new_id("req"),
-            kind="password_reset",
-            recipient=email,
-            user_id=user_id,
-            status="queued",
-            reason=None,
-            requested_by=caller.id,
-            decision="",
-            created_at=now,
-            updated_at=now,
-            payload={"to_name": name, "context": ctx, "locale": locale, "timezone": timezone},
-        )
+        payload = password_reset.Payload(context=ctx, to_name=name, locale=locale, timezone=timezone)
+        send = SendRecord.new(password_reset.KIND.name, email, user_id, caller.id, payload.dump(), now)
         alert_rows = []
         async with d.store.transaction() as tx:
             # Count-then-insert under the account's and the IP's locks: concurrent requests
@@ -97,9 +94,9 @@ class ResetService:
             await tx.lock(f"ip:{ip}")
             limit = await abuse.check_rate_limits(tx, d.rules, now, email=email, ip=str(ip))
             if limit.limited:
-                event.event_type = abuse.LIMITED
+                event.event_type = Event.RESET_RATE_LIMITED
                 await tx.insert_event(event)
-                send.status, send.reason, send.decision = "rate_limited", limit.reason, "rate_limited"
+                send.status, send.reason, send.decision = SendStatus.RATE_LIMITED, limit.reason, SendStatus.RATE_LIMITED
                 await tx.insert_send(send)
                 await d.audit(tx, caller.id, "rate_limited", send.id, now, reason=limit.reason, ip=str(ip))
                 report = await abuse.account_report(tx, d.rules, now, email=email, user_id=None)
@@ -108,7 +105,7 @@ class ResetService:
                 gated = await gate(d, tx, send, now, confirmed=confirmed)
                 report = await abuse.account_report(tx, d.rules, now, email=email, user_id=None)
             alert_queued = False
-            if report.risk == "high":
+            if report.risk == Risk.HIGH:
                 alerted, _ = await queue_security_alert(
                     d,
                     tx,
@@ -129,7 +126,7 @@ class ResetService:
             await d.deliver(alert_rows)
             return ResetRequestResult(
                 request_id=send.id,
-                status="rate_limited",
+                status=SendStatus.RATE_LIMITED,
                 retry_after=limit.retry_after,
                 reason=limit.reason,
                 risk=report.risk,
@@ -138,15 +135,15 @@ class ResetService:
         delivery = await d.deliver(gated.rows)
         await d.deliver(alert_rows)
         status = gated.status
-        if status == "queued" and delivery is not None:
-            status = {"sent": "sent", "failed": "failed"}.get(delivery.status, "queued")
+        if status == SendStatus.QUEUED and delivery is not None:
+            status = _ANSWERED.get(delivery.status, status)
         return ResetRequestResult(
             request_id=send.id,
             status=status,
             expires_at=gated.expires_at,
             reason=gated.reason,  # type: ignore[arg-type]
             approval_id=gated.approval_id,
-            delivery=delivery if gated.status == "queued" else None,
+            delivery=delivery if gated.status == SendStatus.QUEUED else None,
             risk=report.risk,
             alert_queued=alert_queued,
         )
@@ -200,11 +197,11 @@ class ResetService:
         parsed = parse_ip(ip) if ip else None
         if parsed is not None or user_agent:
             # The notice shows what the reset page passed on; a part it did not pass reads "unknown".
-            ctx = context_payload(
-                d.clock.now(),
-                str(parsed) if parsed is not None else "unknown",
-                parse_user_agent(user_agent or "").label(),
-                resolve_location(parsed, None, d.geo).label,
+            ctx = RequestContext(
+                at=d.clock.now(),
+                ip=str(parsed) if parsed is not None else "unknown",
+                device=parse_user_agent(user_agent or "").label(),
+                location=resolve_location(parsed, None, d.geo).label,
             )
         claims, record = await self._check(token, caller, "consume")
         if claims is None or record is None:
@@ -224,7 +221,7 @@ class ResetService:
                     ContactEvent(
                         email=record.email,
                         user_id=record.user_id,
-                        event_type="reset_consumed",
+                        event_type=Event.RESET_CONSUMED,
                         created_at=now,
                         ip=str(parsed) if parsed is not None else None,
                         metadata={"request_id": record.send_id},
@@ -255,7 +252,7 @@ class ResetService:
         # `delivery` reports the first row: the owner's notice only when it was released;
         # a held notice's rows are the overseer's, whose delivery says nothing of the owner's.
         notice_status = notice.status
-        if notice.status == "queued" and delivery is not None:
+        if notice.status == SendStatus.QUEUED and delivery is not None:
             notice_status = delivery.status
         return ConsumeResult(
             consumed=True,
@@ -273,8 +270,6 @@ class ResetService:
         user_id = identifier(user_id, "user_id") if user_id else None
         reason = single_line(reason, "reason", 500) or "revoked"
         if email is None and user_id is None:
-            from reset_mcp.errors import InvalidInputError
-
             raise InvalidInputError("give email or user_id")
         now = d.clock.now()
         async with d.store.transaction() as tx:

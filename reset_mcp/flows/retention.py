@@ -1,8 +1,8 @@
-"""Retention: deleting what ended long ago, in short transactions, from the worker on a
+"""Retention: deleting what ended long ago, in short transactions, from the job runner on a
 schedule (`RESET_MCP_RETENTION_DAYS`) or from `reset-mcp purge`.
 
-One DELETE over a million rows holds SQLite's only write lock for over a minute (76 s
-measured at 1 million tokens and events), and every reset waits behind it. So the purge
+One DELETE over a million rows would hold SQLite's only write lock for over a minute,
+and every reset would wait behind it (bench/README.md has the figures). So the purge
 goes in batches of `PURGE_BATCH` rows a table, each its own transaction, and rests as
 long as a batch took before the next: writers, in this process or another, get the
 lock at least half of the time, and no one waits longer than one batch.
@@ -21,9 +21,9 @@ from reset_mcp.clock import Clock
 from reset_mcp.errors import ResetMCPError
 from reset_mcp.store import Store
 
-log = logging.getLogger("reset_mcp.flows.retention")
+log = logging.getLogger(__name__)
 
-PURGE_BATCH = 500  # at 1 million stored rows a batch of 500 holds the lock ~0.3 s, 2,000 ~0.5 s
+PURGE_BATCH = 500  # rows a table a transaction: a short hold of the write lock even at a million rows
 RETENTION_EVERY_SECONDS = 6 * 3600
 RETENTION_FIRST_AFTER_SECONDS = 60.0  # not during start-up, when instances start together
 

@@ -32,7 +32,7 @@ import httpx
 
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
-from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
+from reset_mcp.mail.base import DeliveryReceipt, OutgoingEmail
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reset_mcp.errors import ConfigError
+from reset_mcp.mail.base import EmailBackend, MailOptions
 from reset_mcp.mail.providers import (
     SIGNATURE_HEADER,
     MailgunBackend,
@@ -26,8 +27,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from reset_mcp.clock import Clock
-    from reset_mcp.config import Settings
-    from reset_mcp.mail import EmailBackend
+    from reset_mcp.mail.base import EmailBackend
 
 __all__ = [
     "HTTP_BACKENDS",
@@ -59,7 +59,7 @@ def _required(value: str | None, variable: str, kind: str) -> str:
 
 
 def build_http_backend(
-    settings: Settings,
+    settings: MailOptions,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 
 from reset_mcp.errors import PermanentDeliveryError, TransientDeliveryError
-from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
+from reset_mcp.mail.base import DeliveryReceipt, OutgoingEmail
 
 
 class MemoryBackend:

@@ -1,11 +1,11 @@
 """Turn an `OutgoingEmail` into RFC 5322 bytes (multipart/alternative, text then HTML).
 
 The message has one fixed shape, so it is written directly rather than through the
-email package's generator, which cost about 2 ms a message here (a write per line, a
-regex compiled per boundary, header folding by the general algorithm): most of a
-reset's CPU time. What it still borrows from the stdlib: RFC 2047 encoded words for
-non-ASCII headers (`email.header`), `formataddr`, `format_datetime`, and
-`binascii.b2a_qp` (C) for quoted-printable. Lines end in CRLF.
+email package's generator, which cost most of a reset's CPU time (a write per line, a
+regex compiled per boundary, header folding by the general algorithm; bench/README.md).
+What it still borrows from the stdlib: RFC 2047 encoded words for non-ASCII headers
+(`email.header`), `formataddr`, `format_datetime`, and `binascii.b2a_qp` (C) for
+quoted-printable. Lines end in CRLF.
 
 Each body goes out as `7bit` when it can (RFC 2045 2.7: ASCII, no NUL or bare CR,
 lines of at most 998 octets), else as quoted-printable. An HTML body is made ASCII
@@ -13,8 +13,8 @@ first by writing its non-ASCII characters as numeric character references (`&#18
 for a middle dot), which a browser or mail client reads as the same character, except
 inside `<style>` and `<script>`, whose text is not decoded: there a non-ASCII
 character keeps the body quoted-printable. 7bit costs nothing to produce and is the
-easiest form to read in a raw .eml; quoted-printable of a reset's 7 kB of HTML cost
-about 90 us, a tenth of a reset's CPU. A line starting "From " is sent
+easiest form to read in a raw .eml; quoted-printable of a reset's HTML was a
+noticeable share of a reset's CPU. A line starting "From " is sent
 quoted-printable with its F written "=46", so an mbox on the way cannot turn it into
 ">From ". The boundary is chosen after the bodies are final and is checked not to
 occur in them.
@@ -36,7 +36,7 @@ from email.utils import format_datetime, formataddr
 from functools import lru_cache
 
 from reset_mcp.errors import InvalidInputError
-from reset_mcp.mail import OutgoingEmail
+from reset_mcp.mail.base import OutgoingEmail
 
 _NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 field name: printable ASCII except ":"
 _FOLD_AT = 78

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from reset_mcp.errors import TransientDeliveryError
-from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
+from reset_mcp.mail.base import DeliveryReceipt, OutgoingEmail
 from reset_mcp.mail.mime import to_bytes
 
 

@@ -22,7 +22,7 @@ import httpx
 
 from reset_mcp.clock import Clock
 from reset_mcp.errors import PermanentDeliveryError, TransientDeliveryError
-from reset_mcp.mail import OutgoingEmail
+from reset_mcp.mail.base import OutgoingEmail
 from reset_mcp.mail.http_base import (
     ApiKeyBackend,
     HttpEmailBackend,

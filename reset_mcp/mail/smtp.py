@@ -13,18 +13,15 @@ server's text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import aiosmtplib
 import anyio
 
 from reset_mcp.errors import PermanentDeliveryError, TransientDeliveryError
-from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
+from reset_mcp.mail.base import DeliveryReceipt, MailOptions, OutgoingEmail
 from reset_mcp.mail.mime import to_bytes
 from reset_mcp.mail.smtp_pipeline import PipelinedChannel
-
-if TYPE_CHECKING:
-    from reset_mcp.config import Settings
 
 
 def _classify(exc: Exception) -> TransientDeliveryError | PermanentDeliveryError:
@@ -76,14 +73,14 @@ class SmtpBackend:
         self._slots = anyio.Semaphore(pool_size)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpBackend:
+    def from_options(cls, options: MailOptions) -> SmtpBackend:
         return cls(
-            settings.smtp_host,
-            settings.effective_smtp_port,
-            tls=settings.smtp_tls,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            timeout=settings.smtp_timeout_seconds,
+            options.smtp_host,
+            options.smtp_port,
+            tls=options.smtp_tls,
+            username=options.smtp_username,
+            password=options.smtp_password.get_secret_value() if options.smtp_password else None,
+            timeout=options.smtp_timeout_seconds,
         )
 
     def __repr__(self) -> str:  # never show the password

@@ -2,8 +2,8 @@
 
 aiosmtplib sends MAIL, RCPT, DATA and the message one after the other, waiting for each
 reply (four round trips), and runs two regular expressions over every message to fix
-line endings and dot-stuff it. Measured on the 2-core bench machine, that is about
-0.7 ms of CPU per message: a third of a whole password reset. Nearly every production
+line endings and dot-stuff it: a third of a whole password reset's CPU on the bench
+machine (bench/README.md). Nearly every production
 MTA and email API (Postfix, Exim, Amazon SES, SendGrid, Mailgun, Gmail's relay)
 advertises PIPELINING, so when the server does, `PipelinedChannel` takes over the
 connection aiosmtplib opened and sends each message in two writes:
@@ -48,7 +48,7 @@ def wire_data(message: bytes, *, crlf_only: bool = False) -> bytes:
     Any other bytes are scanned for a lone CR or LF (three C-speed counts; the regular
     expression runs only when one is present). `crlf_only` says the message comes from
     `mime.to_bytes`, which writes CRLF only (tests/test_mime.py checks that for
-    arbitrary input): the scans, ~40 us of a 10 kB message, are skipped.
+    arbitrary input): the scans are skipped.
     """
     if not crlf_only:
         crlf = message.count(b"\r\n")

@@ -6,8 +6,8 @@ the service wrote it after a `send` decision (or an approval). Two paths share o
 
 - the fast path: the service writes the row already leased to this dispatcher, and
   calls `deliver(row)` straight after the commit, so a reset email leaves at once;
-- the worker: every poll it expires overdue approvals, claims due rows (retries, and
-  rows whose lease ran out because a process died) and delivers them.
+- the worker (`run_once`, called by the job runner in `flows/jobs.py`): it claims due
+  rows (retries, and rows whose lease ran out because a process died) and delivers them.
 
 Failures are classified by the backend. Transient ones are retried with exponential
 backoff and jitter (honouring a provider's Retry-After) until `max_attempts`; permanent
@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,19 +30,14 @@ from reset_mcp.clock import Clock
 from reset_mcp.emails.outgoing import MessageFactory
 from reset_mcp.errors import DeliveryError, PermanentDeliveryError, ResetMCPError, TransientDeliveryError
 from reset_mcp.ids import new_id
+from reset_mcp.logs import where
 from reset_mcp.mail import EmailBackend
 from reset_mcp.outbox.outcomes import record_outcome
 from reset_mcp.store import Store
 from reset_mcp.store.records import OutboxRow
+from reset_mcp.vocab import OutboxStatus
 
 log = logging.getLogger("reset_mcp.outbox.dispatcher")
-
-
-def _where(exc: BaseException) -> str:
-    # The type and the line, not the message: a driver's text may quote the email, link and all.
-    frames = traceback.extract_tb(exc.__traceback__)
-    place = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}{place}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +58,12 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
-    status: str  # sent | pending (will retry) | failed | expired | cancelled | skipped
+    status: OutboxStatus  # sent | pending (will retry) | failed | expired | cancelled
     elapsed_ms: float
     error: str | None = None
+
+
+Observer = Callable[[OutboxRow, "DeliveryOutcome"], Awaitable[None]]
 
 
 class Dispatcher:
@@ -79,8 +76,9 @@ class Dispatcher:
         *,
         retry: RetryPolicy | None = None,
         lease_seconds: float = 60.0,
-        on_delivered: Callable[[OutboxRow, DeliveryOutcome], Awaitable[None]] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
+        """`observers`: told of every outcome (the App's metrics, say), in order."""
         self.store = store
         self.backend = backend
         self.messages = messages
@@ -88,10 +86,8 @@ class Dispatcher:
         self.retry = retry or RetryPolicy()
         self.lease_seconds = lease_seconds
         self.owner = new_id("worker")
-        self.on_delivered = on_delivered
-        self.on_expire_approvals: Callable[[], Awaitable[int]] | None = None
+        self._observers = tuple(observers)
         self._wake = anyio.Event()
-        self._stopping = False
         self._inflight = 0
         self._idle = anyio.Event()
         self._idle.set()
@@ -100,12 +96,14 @@ class Dispatcher:
         return now + timedelta(seconds=self.lease_seconds)
 
     def wake(self) -> None:
+        """Tell the worker there may be work before its next poll (a retry was scheduled)."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """Make `run_forever` return once its current round of deliveries is done."""
-        self._stopping = True
-        self._wake.set()
+    async def wait_for_work(self, seconds: float) -> None:
+        """Until `wake()` or `seconds` have passed."""
+        self._wake = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self._wake.wait()
 
     async def deliver(self, row: OutboxRow, *, claimed: bool = False) -> DeliveryOutcome:
         """Deliver a row this dispatcher holds the lease on; never raises for delivery errors.
@@ -121,8 +119,8 @@ class Dispatcher:
             self._inflight -= 1
             if self._inflight == 0:
                 self._idle.set()
-        if self.on_delivered is not None:
-            await self.on_delivered(row, outcome)
+        for observer in self._observers:
+            await observer(row, outcome)
         return outcome
 
     async def _deliver(self, row: OutboxRow, claimed: bool) -> DeliveryOutcome:
@@ -133,16 +131,21 @@ class Dispatcher:
             return round((time.perf_counter() - started) * 1000, 3)
 
         if row.not_after is not None and now >= row.not_after:
-            await self._finish(row, "expired", now, "the reset link expired before it could be delivered")
-            return DeliveryOutcome("expired", ms(), "link expired before delivery")
-        if row.kind == "password_reset" and (claimed or row.attempts > 1):
+            await self._finish(row, OutboxStatus.EXPIRED, now, "the reset link expired before it could be delivered")
+            return DeliveryOutcome(OutboxStatus.EXPIRED, ms(), "link expired before delivery")
+        kind = self.messages.kinds.get(row.kind)
+        if kind is None:  # written by a build that knew a kind this one does not
+            return await self._failed(row, PermanentDeliveryError(f"unknown email kind {row.kind!r}"), ms)
+        if kind.carries_token and (claimed or row.attempts > 1):
             # On a retry (or a re-queued row, whose attempts start again from 0), the
             # token may have been used up or superseded meanwhile.
             async with self.store.transaction() as tx:
                 token = await tx.get_token_for_send(row.send_id)
             if token is None or token.revoked_at is not None or token.consumed_at is not None:
-                await self._finish(row, "cancelled", now, "the reset link was revoked or used before delivery")
-                return DeliveryOutcome("cancelled", ms(), "link no longer valid")
+                await self._finish(
+                    row, OutboxStatus.CANCELLED, now, "the reset link was revoked or used before delivery"
+                )
+                return DeliveryOutcome(OutboxStatus.CANCELLED, ms(), "link no longer valid")
         try:
             email = self.messages.build(row, now)
             receipt = await self.backend.send(email)
@@ -153,10 +156,10 @@ class Dispatcher:
         except Exception as exc:
             # A backend breaking its contract (or a rendering bug) must not strand the row
             # in `sending` nor kill the worker: retry it, and it ends `failed` visibly.
-            log.error("delivery of %s raised %s", row.id, _where(exc))
+            log.error("delivery of %s raised %s", row.id, where(exc))
             return await self._failed(row, TransientDeliveryError(f"unexpected error: {type(exc).__name__}"), ms)
-        await self._finish(row, "sent", self.clock.now(), None, receipt.provider_message_id)
-        return DeliveryOutcome("sent", ms())
+        await self._finish(row, OutboxStatus.SENT, self.clock.now(), None, receipt.provider_message_id)
+        return DeliveryOutcome(OutboxStatus.SENT, ms())
 
     async def _failed(self, row: OutboxRow, exc: DeliveryError, ms: Callable[[], float]) -> DeliveryOutcome:
         now = self.clock.now()
@@ -168,18 +171,18 @@ class Dispatcher:
                 else f"gave up after {row.attempts} attempts: {reason}"
             )
             log.warning("delivery of %s failed for good: %s", row.id, final)
-            await self._finish(row, "failed", now, final)
-            return DeliveryOutcome("failed", ms(), final)
+            await self._finish(row, OutboxStatus.FAILED, now, final)
+            return DeliveryOutcome(OutboxStatus.FAILED, ms(), final)
         delay = self.retry.delay(row.attempts, exc.retry_after)
         log.info("delivery of %s failed (attempt %d), retrying in %.0fs: %s", row.id, row.attempts, delay, reason)
-        await self._finish(row, "pending", now, reason, next_attempt_at=now + timedelta(seconds=delay))
+        await self._finish(row, OutboxStatus.PENDING, now, reason, next_attempt_at=now + timedelta(seconds=delay))
         self.wake()
-        return DeliveryOutcome("pending", ms(), reason)
+        return DeliveryOutcome(OutboxStatus.PENDING, ms(), reason)
 
     async def _finish(
         self,
         row: OutboxRow,
-        status: str,
+        status: OutboxStatus,
         now: datetime,
         error: str | None,
         provider_message_id: str | None = None,
@@ -196,14 +199,14 @@ class Dispatcher:
                 next_attempt_at=next_attempt_at,
             )
             if done:
-                await record_outcome(tx, row, status, error, now)
+                kind = self.messages.kinds.get(row.kind)
+                await record_outcome(tx, row, status, error, now, to_overseer=kind is not None and kind.to_overseer)
         if not done:
             log.warning("outbox row %s was taken over by another worker; its outcome stands", row.id)
 
     # The worker ------------------------------------------------------------------------
     async def run_once(self, limit: int = 50) -> int:
-        if self.on_expire_approvals is not None:
-            await self.on_expire_approvals()
+        """Claim the rows that are due and deliver them; how many were claimed."""
         now = self.clock.now()
         async with self.store.transaction() as tx:
             rows = await tx.claim_due_outbox(self.owner, now, self.lease_until(now), limit)
@@ -219,26 +222,7 @@ class Dispatcher:
         try:
             await self.deliver(row, claimed=True)
         except Exception as exc:
-            log.error("outbox row %s: outcome not recorded (%s); retried when its lease ends", row.id, _where(exc))
-
-    async def run_forever(self, poll_seconds: float = 1.0) -> None:
-        """Retry due rows and resume what a crash left; runs until cancelled or `stop()`."""
-        while not self._stopping:
-            try:
-                claimed = await self.run_once()
-            except ResetMCPError as exc:
-                log.error("outbox worker: %s", exc)
-                claimed = 0
-            except Exception as exc:  # the worker outlives any one bad poll
-                log.error("outbox worker: %s", _where(exc))
-                claimed = 0
-            if claimed:
-                continue
-            self._wake = anyio.Event()
-            if self._stopping:
-                break
-            with anyio.move_on_after(poll_seconds):
-                await self._wake.wait()
+            log.error("outbox row %s: outcome not recorded (%s); retried when its lease ends", row.id, where(exc))
 
     async def wait_idle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a bounded drain at shutdown
         """Let in-flight deliveries finish (graceful shutdown)."""

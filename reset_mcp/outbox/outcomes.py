@@ -7,20 +7,15 @@ from datetime import datetime
 
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ContactEvent, OutboxRow
-
-# Outbox status -> the send status tools report.
-SEND_STATUS_FOR = {
-    "sent": "sent",
-    "pending": "queued",
-    "failed": "failed",
-    "expired": "expired",
-    "cancelled": "cancelled",
-}
+from reset_mcp.vocab import Event, OutboxStatus
 
 
-async def record_outcome(tx: Tx, row: OutboxRow, status: str, error: str | None, now: datetime) -> None:
-    await tx.update_send(row.send_id, SEND_STATUS_FOR[status], error, now)
-    if status == "pending":
+async def record_outcome(
+    tx: Tx, row: OutboxRow, status: OutboxStatus, error: str | None, now: datetime, *, to_overseer: bool
+) -> None:
+    """`to_overseer`: the overseer's own mail is no part of the recipient's contact history."""
+    await tx.update_send(row.send_id, status.send_status, error, now)
+    if status == OutboxStatus.PENDING:
         return  # a retry is not an outcome yet; the audit records final results only
     await tx.append_audit(
         at=now,
@@ -35,11 +30,11 @@ async def record_outcome(tx: Tx, row: OutboxRow, status: str, error: str | None,
             "error": error,
         },
     )
-    if status == "sent" and row.kind != "oversight_notice":
+    if status == OutboxStatus.SENT and not to_overseer:
         await tx.insert_event(
             ContactEvent(
                 email=row.recipient,
-                event_type="email_delivered",
+                event_type=Event.EMAIL_DELIVERED,
                 created_at=now,
                 metadata={"kind": row.kind, "request_id": row.send_id},
             )

@@ -1,11 +1,12 @@
 """Releasing an email: the one place outbox rows are written.
 
 `Releaser.release` runs inside the caller's transaction, after the policy said send
-(or a human approved): for a reset it mints the token record (revoking the user's
-earlier outstanding tokens) and writes the outbox row in that same transaction, so the
-token and its email commit together or not at all. The row is written already leased
-to this process's dispatcher, which delivers it right after the commit (the fast path,
-no queue wait); if this process dies first, the lease runs out and any worker resumes it.
+(or a human approved): for a kind that carries a token it mints the token record
+(revoking the user's earlier outstanding tokens) and writes the outbox row in that same
+transaction, so the token and its email commit together or not at all. The row is
+written already leased to this process's dispatcher, which delivers it right after the
+commit (the fast path, no queue wait); if this process dies first, the lease runs out
+and any worker resumes it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reset_mcp.emails import oversight_notice
+from reset_mcp.emails.kind import Claims
 from reset_mcp.ids import new_id
 from reset_mcp.outbox.dispatcher import Dispatcher
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ContactEvent, OutboxRow, SendRecord, TokenRecord
 from reset_mcp.tokens import TokenSigner, jti_hash
-
-QUEUED_EVENT = "email_queued"
+from reset_mcp.vocab import Action, Event, OutboxStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class Released:
 class Releaser:
     def __init__(self, dispatcher: Dispatcher, signer: TokenSigner, ttl_minutes: int) -> None:
         self.dispatcher = dispatcher
+        self.kinds = dispatcher.messages.kinds
         self.signer = signer
         self.ttl = timedelta(minutes=ttl_minutes)
 
@@ -51,7 +54,7 @@ class Releaser:
             kind=kind,
             recipient=recipient,
             message_id=self.dispatcher.messages.message_id(row_id),
-            status="sending",
+            status=OutboxStatus.SENDING,
             created_at=now,
             next_attempt_at=now,
             payload=payload,
@@ -62,11 +65,11 @@ class Releaser:
         )
 
     async def release(self, tx: Tx, send: SendRecord, now: datetime) -> Released:
-        """Mint (for a reset) and write the outbox row of `send`, which the caller has
-        already stored as `queued` (the gate inserts it so; an approval updates it)."""
+        """Mint (for a kind that carries a token) and write the outbox row of `send`, which the
+        caller has already stored as `queued` (the gate inserts it so; an approval updates it)."""
         payload = dict(send.payload)
         not_after = None
-        if send.kind == "password_reset":
+        if self.kinds[send.kind].carries_token:
             assert send.user_id is not None
             # The JWT carries whole seconds; the record, the row and the answer agree with it.
             expires = datetime.fromtimestamp(int((now + self.ttl).timestamp()), now.tzinfo)
@@ -84,13 +87,8 @@ class Releaser:
                     expires_at=expires,
                 )
             )
-            payload["claims"] = {
-                "user_id": send.user_id,
-                "email": send.recipient,
-                "iat": int(now.timestamp()),
-                "exp": int(expires.timestamp()),
-                "kid": kid,
-            }
+            claims = Claims(send.user_id, send.recipient, int(now.timestamp()), int(expires.timestamp()), kid)
+            payload["claims"] = claims.dump()
             payload["ttl_minutes"] = int(self.ttl.total_seconds() // 60)
             not_after = expires
         row = self._row(send.id, send.kind, send.recipient, payload, now, not_after)
@@ -99,7 +97,7 @@ class Releaser:
         await tx.insert_event(
             ContactEvent(
                 email=send.recipient,
-                event_type=QUEUED_EVENT,
+                event_type=Event.EMAIL_QUEUED,
                 created_at=now,
                 user_id=send.user_id,
                 metadata={"kind": send.kind, "request_id": send.id},
@@ -120,29 +118,19 @@ class Releaser:
         expires_at: datetime | None = None,
     ) -> OutboxRow:
         """A notice to the overseer about a send; it carries no token and no link to one."""
-        notice = SendRecord(
-            id=new_id("req"),
-            kind="oversight_notice",
-            recipient=overseer,
-            user_id=None,
-            status="queued",
-            reason=None,
-            requested_by="oversight",
-            decision="send",
-            created_at=now,
-            updated_at=now,
-            payload={"about": about.id},
-        )
+        kind = oversight_notice.KIND.name
+        notice = SendRecord.new(kind, overseer, None, "oversight", {"about": about.id}, now)
+        notice.decision = Action.SEND
         await tx.insert_send(notice)
-        payload = {
-            "about_kind": about.kind,
-            "about_recipient": about.recipient,
-            "decision": decision,
-            "summary": summary,
-            "requested_by": about.requested_by,
-            "approval_id": approval_id,
-            "expires_at": expires_at.timestamp() if expires_at else None,
-        }
-        row = self._row(notice.id, "oversight_notice", overseer, payload, now, expires_at)
+        payload = oversight_notice.Payload(
+            about_kind=about.kind,
+            about_recipient=about.recipient,
+            decision=decision,
+            summary=summary,
+            requested_by=about.requested_by,
+            approval_id=approval_id,
+            expires_at=expires_at,
+        )
+        row = self._row(notice.id, kind, overseer, payload.dump(), now, expires_at)
         await tx.insert_outbox(row)
         return row

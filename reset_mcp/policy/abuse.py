@@ -19,12 +19,9 @@ from datetime import datetime, timedelta
 
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ContactEvent
+from reset_mcp.vocab import ATTEMPTS, Event, Risk
 
-LEVELS = ("low", "elevated", "high")
-REQUESTED = "reset_requested"  # an accepted request: counts toward the rate limits
-LIMITED = "reset_rate_limited"  # a refused request: still an attempt for the abuse verdict
-ATTEMPTS = (REQUESTED, LIMITED)
-REPORTED = "reset_reported_unrequested"
+LEVELS = (Risk.LOW, Risk.ELEVATED, Risk.HIGH)
 HISTORY_DAYS = 90
 
 
@@ -45,7 +42,7 @@ class AbuseReport:
     countries: list[str]
     first_attempt: datetime | None
     last_attempt: datetime | None
-    risk: str
+    risk: Risk
     reasons: list[str] = field(default_factory=list)
     recommended_action: str = "allow"
     ip_attempts: int | None = None
@@ -87,7 +84,7 @@ def assess(
         if new_devices:
             level = min(level + 1, 2)
             reasons.append(f"device never seen for this account: {', '.join(new_devices)}")
-    if any(e.event_type == REPORTED for e in window):
+    if any(e.event_type == Event.RESET_REPORTED for e in window):
         level = min(level + 1, 2)
         reasons.append("the owner reported a reset they did not request")
     if ip_attempts is not None and ip_attempts > rules.ip_per_hour:
@@ -147,7 +144,7 @@ async def _window_and_older(
     both = WINDOW_LIMIT + OLDER_LIMIT
     history_since = min(history_since, since)
     rows = await tx.list_events(
-        email=email, user_id=user_id, since=history_since, event_types=(*ATTEMPTS, REPORTED), limit=both
+        email=email, user_id=user_id, since=history_since, event_types=(*ATTEMPTS, Event.RESET_REPORTED), limit=both
     )
     window = [e for e in rows if e.created_at >= since][:WINDOW_LIMIT]
     older = [e for e in rows if e.event_type in ATTEMPTS][:OLDER_LIMIT]
@@ -178,8 +175,8 @@ async def check_rate_limits(tx: Tx, rules: AbuseRules, now: datetime, *, email: 
         ("account", rules.account_per_hour, {"email": email}),
         ("IP address", rules.ip_per_hour, {"ip": ip}),
     ):
-        if await tx.count_events(REQUESTED, since, **key) >= limit:
-            oldest = await tx.oldest_event_since(REQUESTED, since, **key) or now
+        if await tx.count_events(Event.RESET_REQUESTED, since, **key) >= limit:
+            oldest = await tx.oldest_event_since(Event.RESET_REQUESTED, since, **key) or now
             retry = seconds_until_an_hour_after(oldest, now)
             return RateVerdict(True, retry, f"more than {limit} reset requests per hour for this {label}")
     return RateVerdict(False)

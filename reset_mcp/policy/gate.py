@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reset_mcp.deps import Deps
+from reset_mcp.emails import oversight_notice
 from reset_mcp.ids import new_id
-from reset_mcp.outbox.release import QUEUED_EVENT
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
+from reset_mcp.vocab import Action, ApprovalStatus, Event, SendStatus
 
 
 @dataclass(slots=True)
 class Gated:
-    status: str  # queued | pending_approval | blocked | rejected
+    status: SendStatus  # queued | pending_approval | blocked | rejected
     reason: str | None = None
     approval_id: str | None = None
     rows: list[OutboxRow] = field(default_factory=list)
@@ -28,49 +29,51 @@ class Gated:
     send_id: str = ""
 
 
-def summary_of(send: SendRecord) -> str:
+def summary_of(deps: Deps, send: SendRecord) -> str:
     p = send.payload
     ctx = p.get("context") or {}
     who = f" (user {send.user_id})" if send.user_id else ""
     origin = f" from {ctx.get('ip')} ({ctx.get('device')}, {ctx.get('location')})" if ctx else ""
-    what = {
-        "password_reset": "Password reset email",
-        "security_alert": "Security alert",
-        "password_changed": "Password-changed notice",
-    }.get(send.kind, send.kind)
-    return f"{what} to {send.recipient}{who}, requested by {send.requested_by}{origin}"[:500]
+    return f"{deps.kinds[send.kind].label} email to {send.recipient}{who}, requested by {send.requested_by}{origin}"[
+        :500
+    ]
 
 
 async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed: bool | None = None) -> Gated:
     hour_ago = now - timedelta(hours=1)
-    sent_last_hour = await tx.count_events(QUEUED_EVENT, hour_ago, email=send.recipient)
+    sent_last_hour = await tx.count_events(Event.EMAIL_QUEUED, hour_ago, email=send.recipient)
     decision = deps.policy.decide(send.kind, send.recipient, sent_last_hour=sent_last_hour)
     action, reason = decision.action, decision.reason
-    if action == "confirm":
+    rejected = False
+    if action == Action.CONFIRM:
         if confirmed is True:
-            action, reason = "send", "confirmed by the user in the agent's client"
+            action, reason = Action.SEND, "confirmed by the user in the agent's client"
         elif confirmed is False:
-            action, reason = "reject", "declined by the user in the agent's client"
+            # Recorded as the policy's `confirm` decision, answered no: the send ends `rejected`.
+            action, reason, rejected = Action.BLOCK, "declined by the user in the agent's client", True
         else:
-            action, reason = "hold", "oversight mode confirm, but the client cannot ask the user: held for approval"
+            action, reason = (
+                Action.HOLD,
+                "oversight mode confirm, but the client cannot ask the user: held for approval",
+            )
     send.decision = decision.action
     detail = {
         "kind": send.kind,
         "recipient": send.recipient,
         "mode": decision.mode,
-        "outcome": action,
+        "outcome": "reject" if rejected else action,
         "reason": reason,
         "rule": decision.rule,
     }
 
-    if action in ("block", "reject"):
-        send.status, send.reason = ("blocked" if action == "block" else "rejected"), reason
+    if action == Action.BLOCK:
+        send.status, send.reason = (SendStatus.REJECTED if rejected else SendStatus.BLOCKED), reason
         await tx.insert_send(send)
         await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)
         return Gated(send.status, reason, send_id=send.id)
 
-    if action == "hold":
-        send.status, send.reason = "pending_approval", reason
+    if action == Action.HOLD:
+        send.status, send.reason = SendStatus.PENDING_APPROVAL, reason
         expires = now + deps.approval_window
         send.expires_at = expires
         await tx.insert_send(send)
@@ -79,10 +82,10 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
             send_id=send.id,
             kind=send.kind,
             recipient=send.recipient,
-            summary=summary_of(send),
+            summary=summary_of(deps, send),
             requested_by=send.requested_by,
             reason=reason,
-            status="pending",
+            status=ApprovalStatus.PENDING,
             created_at=now,
             expires_at=expires,
         )
@@ -95,29 +98,29 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
                     tx,
                     overseer=deps.overseer_email,
                     about=send,
-                    decision="held",
+                    decision=oversight_notice.HELD,
                     summary=approval.summary,
                     now=now,
                     approval_id=approval.id,
                     expires_at=expires,
                 )
             )
-        return Gated("pending_approval", reason, approval.id, rows, send_id=send.id)
+        return Gated(SendStatus.PENDING_APPROVAL, reason, approval.id, rows, send_id=send.id)
 
-    send.status, send.reason = "queued", None
+    send.status, send.reason = SendStatus.QUEUED, None
     await tx.insert_send(send)
     released = await deps.releaser.release(tx, send, now)
     await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)  # last: see lock_account
     rows = [released.row]
-    if action == "send_and_notify" and deps.overseer_email:
+    if action == Action.SEND_AND_NOTIFY and deps.overseer_email:
         rows.append(
             await deps.releaser.notice(
                 tx,
                 overseer=deps.overseer_email,
                 about=send,
-                decision="sent",
-                summary=summary_of(send),
+                decision=oversight_notice.SENT,
+                summary=summary_of(deps, send),
                 now=now,
             )
         )
-    return Gated("queued", None, None, rows, released.expires_at, send.id)
+    return Gated(SendStatus.QUEUED, None, None, rows, released.expires_at, send.id)

@@ -33,26 +33,30 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from reset_mcp.errors import ConfigError
+from reset_mcp.vocab import Action, Mode
 
-KINDS = ("password_reset", "security_alert", "password_changed")
-MODES = ("read_only", "gated", "confirm", "monitored", "autonomous")
-Action = Literal["send", "send_and_notify", "hold", "confirm", "block"]
-_ACTION_BY_MODE: dict[str, Action] = {
-    "read_only": "block",
-    "gated": "hold",
-    "confirm": "confirm",
-    "monitored": "send_and_notify",
-    "autonomous": "send",
+_ACTION_BY_MODE: dict[Mode, Action] = {
+    Mode.READ_ONLY: Action.BLOCK,
+    Mode.GATED: Action.HOLD,
+    Mode.CONFIRM: Action.CONFIRM,
+    Mode.MONITORED: Action.SEND_AND_NOTIFY,
+    Mode.AUTONOMOUS: Action.SEND,
+}
+_REASONS: dict[Action, str] = {
+    Action.HOLD: "oversight mode gated: {kind} emails wait for a human's approval",
+    Action.CONFIRM: "oversight mode confirm: {kind} emails need the user's confirmation",
+    Action.SEND_AND_NOTIFY: "oversight mode monitored: sent, and the overseer is told",
+    Action.SEND: "oversight mode autonomous",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     action: Action
-    mode: str
+    mode: Mode
     reason: str
     rule: str | None = None  # the recipient rule that matched, if one did
 
@@ -76,12 +80,13 @@ def _domain_matches(domain: str, rules: Iterable[str]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    mode: str = "autonomous"
-    kind_modes: dict[str, str] = field(default_factory=dict)
+    mode: Mode = Mode.AUTONOMOUS
+    kind_modes: dict[str, Mode] = field(default_factory=dict)
     recipients: RecipientRules = field(default_factory=RecipientRules)
     source: str = "environment"
+    kinds: tuple[str, ...] = ()  # the kinds it decides on (for `describe`)
 
-    def mode_for(self, kind: str) -> str:
+    def mode_for(self, kind: str) -> Mode:
         return self.kind_modes.get(kind, self.mode)
 
     def recipient_rule(self, recipient: str, sent_last_hour: int) -> str | None:
@@ -103,26 +108,20 @@ class Policy:
 
     def decide(self, kind: str, recipient: str, *, sent_last_hour: int = 0) -> Decision:
         mode = self.mode_for(kind)
-        if mode == "read_only":
-            return Decision("block", mode, f"oversight mode read_only: no {kind} email is sent")
+        if mode == Mode.READ_ONLY:
+            return Decision(Action.BLOCK, mode, f"oversight mode read_only: no {kind} email is sent")
         rule = self.recipient_rule(recipient, sent_last_hour)
         if rule is not None:
-            return Decision("block", mode, f"blocked by recipient rule {rule}", rule)
+            return Decision(Action.BLOCK, mode, f"blocked by recipient rule {rule}", rule)
         action = _ACTION_BY_MODE[mode]
-        reasons = {
-            "hold": f"oversight mode gated: {kind} emails wait for a human's approval",
-            "confirm": f"oversight mode confirm: {kind} emails need the user's confirmation",
-            "send_and_notify": "oversight mode monitored: sent, and the overseer is told",
-            "send": "oversight mode autonomous",
-        }
-        return Decision(action, mode, reasons[action])
+        return Decision(action, mode, _REASONS[action].format(kind=kind))
 
     def describe(self) -> dict[str, Any]:
         r = self.recipients
         return {
             "source": self.source,
             "default_mode": self.mode,
-            "modes": {kind: self.mode_for(kind) for kind in KINDS},
+            "modes": {kind: self.mode_for(kind) for kind in self.kinds},
             "allow_addresses": sorted(r.allow_addresses),
             "allow_domains": sorted(r.allow_domains),
             "deny_addresses": sorted(r.deny_addresses),
@@ -131,10 +130,10 @@ class Policy:
         }
 
 
-def _mode(value: Any, where: str) -> str:
-    if value not in MODES:
-        raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)} (got {value!r})")
-    return str(value)
+def _mode(value: Any, where: str) -> Mode:
+    if value not in set(Mode):
+        raise ConfigError(f"{where}: mode must be one of {', '.join(Mode)} (got {value!r})")
+    return Mode(value)
 
 
 def _names(data: dict[str, Any], key: str, where: str) -> frozenset[str]:
@@ -144,11 +143,13 @@ def _names(data: dict[str, Any], key: str, where: str) -> frozenset[str]:
     return frozenset(v.strip().lower().lstrip("@") for v in value)
 
 
-def load_policy(global_mode: str, policy_file: Path | None) -> Policy:
-    """The policy from the global mode and the optional TOML file; errors name the file."""
+def load_policy(global_mode: str, policy_file: Path | None, kinds: tuple[str, ...]) -> Policy:
+    """The policy from the global mode and the optional TOML file; errors name the file.
+
+    `kinds`: the email kinds the policy decides on (`EmailKinds.gated`)."""
     mode = _mode(global_mode, "RESET_MCP_OVERSIGHT_MODE")
     if policy_file is None:
-        return Policy(mode=mode)
+        return Policy(mode=mode, kinds=kinds)
     where = str(policy_file)
     try:
         data = tomllib.loads(Path(policy_file).read_text(encoding="utf-8"))
@@ -161,10 +162,10 @@ def load_policy(global_mode: str, policy_file: Path | None) -> Policy:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (expected mode, kinds, recipients)")
     if "mode" in data:
         mode = _mode(data["mode"], where)
-    kinds = data.get("kinds", {})
-    if not isinstance(kinds, dict) or set(kinds) - set(KINDS):
-        raise ConfigError(f"{where}: [kinds] may name only {', '.join(KINDS)}")
-    kind_modes = {kind: _mode(value, f"{where} [kinds] {kind}") for kind, value in kinds.items()}
+    by_kind = data.get("kinds", {})
+    if not isinstance(by_kind, dict) or set(by_kind) - set(kinds):
+        raise ConfigError(f"{where}: [kinds] may name only {', '.join(kinds)}")
+    kind_modes = {kind: _mode(value, f"{where} [kinds] {kind}") for kind, value in by_kind.items()}
     rec = data.get("recipients", {})
     if not isinstance(rec, dict):
         raise ConfigError(f"{where}: [recipients] must be a table")
@@ -181,4 +182,4 @@ def load_policy(global_mode: str, policy_file: Path | None) -> Policy:
         deny_domains=_names(rec, "deny_domains", where),
         max_per_hour=cap,
     )
-    return Policy(mode=mode, kind_modes=kind_modes, recipients=rules, source=where)
+    return Policy(mode=mode, kind_modes=kind_modes, recipients=rules, source=where, kinds=kinds)

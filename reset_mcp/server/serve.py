@@ -1,75 +1,36 @@
-"""`reset-mcp serve`: the server with its delivery worker, on stdio or HTTP."""
+"""`reset-mcp serve`: the one entry point for every transport.
+
+    stdio              the MCP server on this process's stdin/stdout (what desktop hosts start)
+    streamable-http    one uvicorn server, or `--workers N` processes on one port (http/workers.py)
+    sse                the older HTTP transport, one process
+
+Every path runs the same App with its job runner (`app.app_with_jobs`); the caller hands
+in the Settings it resolved (environment, then command-line options), and that object,
+not the environment, is what each worker process receives.
+"""
 
 from __future__ import annotations
 
-import argparse
-import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
+from typing import Any, Literal
 
 import anyio
+import uvicorn
 
-from reset_mcp.app import App, build_app
+from reset_mcp.app import app_with_jobs
 from reset_mcp.config import Settings
-from reset_mcp.flows.retention import retention_loop
+from reset_mcp.errors import ConfigError
+from reset_mcp.flows.keys import count_active_keys
+from reset_mcp.server.http.app import build_http_app, is_loopback
+from reset_mcp.server.http.workers import serve_workers
+from reset_mcp.server.mcp.server import build_server
+from reset_mcp.store import open_store
 
 log = logging.getLogger("reset_mcp")
-
-
-@asynccontextmanager
-async def app_with_worker(settings: Settings, *, freeze_heap: bool = False) -> AsyncIterator[App]:
-    """The App plus its background worker: retries due rows and resumes what a crash left.
-
-    `freeze_heap` (for `serve`, which owns its process): once everything is loaded, move
-    the ~100,000 objects of the modules, schemas and templates out of the cyclic garbage
-    collector's reach (`gc.freeze`). Its full collections traverse all of them; measured
-    over HTTP, GC time fell from 0.15 to 0.05 ms a request. Not for an App embedded in
-    someone else's process, whose heap is not ours to freeze.
-    """
-    async with build_app(settings) as app, anyio.create_task_group() as tg:
-        # Compile every locale's templates now, so no request pays for it later.
-        app.composer.preload()
-        if freeze_heap:
-            gc.collect()  # what is garbage now is not frozen
-            gc.freeze()
-        log.info(
-            "reset-mcp %s: database %s; email backend %s%s; oversight %s",
-            _version(),
-            app.store.url_for_display,
-            app.backend.name,
-            f" (outbox folder {settings.effective_outbox_dir.resolve()})" if app.backend.name == "outbox" else "",
-            settings.oversight_mode,
-        )
-        worker_done = anyio.Event()
-
-        async def worker() -> None:
-            try:
-                await app.dispatcher.run_forever(settings.worker_poll_seconds)
-            finally:
-                worker_done.set()
-
-        tg.start_soon(worker)
-        if settings.retention_days:
-            tg.start_soon(retention_loop, app.store, app.clock, settings.retention_days)
-        try:
-            yield app
-        finally:
-            # A graceful stop lets the worker finish the deliveries it has in flight
-            # (bounded): cancelling them mid-send would leave rows `sending`, to be sent
-            # again by the next start although the provider may have accepted them.
-            app.dispatcher.stop()
-            try:
-                with anyio.move_on_after(30):
-                    await worker_done.wait()
-            finally:
-                tg.cancel_scope.cancel()
-
-
-def _version() -> str:
-    from reset_mcp import __version__
-
-    return __version__
+Transport = Literal["stdio", "streamable-http", "sse"]
+GRACEFUL_SECONDS = 10.0  # uvicorn lets open requests finish this long at shutdown
+NO_KEY_HINT = "create one with: reset-mcp keys create --scope send --name my-agent"
 
 
 def loop_options() -> dict[str, bool]:
@@ -81,13 +42,70 @@ def loop_options() -> dict[str, bool]:
     return {"use_uvloop": True}
 
 
-def serve(settings: Settings, args: argparse.Namespace) -> int:
-    if args.transport == "stdio":
-        from reset_mcp.server.mcp.server import build_server
-
-        server = build_server(lambda: app_with_worker(settings, freeze_heap=True))
+def serve(settings: Settings, transport: Transport = "stdio") -> int:
+    """Run the server until it is stopped; the process's exit code."""
+    if transport == "stdio":
+        server = build_server(lambda: app_with_jobs(settings, freeze_heap=True))
         anyio.run(server.run_stdio_async, backend_options=loop_options())
         return 0
-    from reset_mcp.server.http.app import serve_http
+    return _serve_http(settings, transport)
 
-    return serve_http(settings, args)
+
+async def _active_keys(settings: Settings) -> int:
+    # Also migrates the database, once, before any worker process opens it.
+    store = await open_store(
+        settings.effective_database_url, pool_size=1, pool_timeout=settings.db_pool_timeout_seconds
+    )
+    try:
+        return await count_active_keys(store)
+    finally:
+        await store.aclose()
+
+
+def _serve_http(settings: Settings, transport: Literal["streamable-http", "sse"]) -> int:
+    if settings.http_workers > 1:
+        if transport == "sse":
+            print(
+                "reset-mcp: --workers needs --transport streamable-http: an SSE session lives in the "
+                "process that opened it, and its messages could reach another worker",
+                file=sys.stderr,
+            )
+            return 2
+        if not settings.stateless_http:
+            # A handshake-era MCP session lives in one process; the next request of the
+            # session could reach another worker. Modern-era clients have no sessions.
+            log.info("%d workers: streamable HTTP runs stateless", settings.http_workers)
+            settings = settings.model_copy(update={"stateless_http": True})
+    try:
+        # Built here with workers too: building checks the bind (ConfigError).
+        asgi = build_http_app(settings, transport=transport, freeze_heap=True)
+        keys = anyio.run(_active_keys, settings)
+    except ConfigError as exc:
+        print(f"reset-mcp: {exc}", file=sys.stderr)
+        return 2
+    if keys == 0 and not is_loopback(settings.http_host):
+        print(
+            f"reset-mcp: refusing to bind {settings.http_host} with no active API keys; {NO_KEY_HINT}", file=sys.stderr
+        )
+        return 2
+    if keys == 0:
+        log.warning("no active API keys: every MCP and REST request will be refused (401); %s", NO_KEY_HINT)
+    if settings.stateless_http and transport == "sse":
+        log.warning("--stateless applies to streamable HTTP only; SSE keeps a session per connection")
+    options: dict[str, Any] = {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "loop": "auto",  # uvloop where installed (a dependency except on Windows)
+        "http": "auto",  # httptools where installed (a dependency), else h11
+        "lifespan": "on",
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # uvicorn's records go through our logging: stderr, our format
+        "server_header": False,
+    }
+    if settings.http_workers > 1:
+        return serve_workers(settings, options)
+    server = uvicorn.Server(uvicorn.Config(asgi, **options))
+    log.info("reset-mcp %s on %s%s", transport, settings.public_base_url, "/sse" if transport == "sse" else "/mcp")
+    server.run()
+    return 0 if server.started else 1

@@ -27,6 +27,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from reset_mcp.errors import ConfigError
 from reset_mcp.store.records import (
     ApiKeyRecord,
     ApprovalRecord,
@@ -173,8 +174,6 @@ class Store(Protocol):
 
 async def open_store(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, migrate: bool = True) -> Store:
     """Open the store a URL names (`sqlite:///path`, `postgresql://...`); drivers load lazily."""
-    from reset_mcp.errors import ConfigError
-
     if url.startswith("sqlite://"):
         from reset_mcp.store.sqlite import SqliteStore
 

@@ -6,24 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# Send (request) statuses, as tools report them.
-SEND_STATUSES = (
-    "queued",  # accepted, in the outbox, not yet handed over
-    "sent",
-    "pending_approval",
-    "blocked",
-    "rate_limited",
-    "rejected",
-    "expired",
-    "failed",
-    "cancelled",  # a queued reset whose token was revoked or used before delivery
-)
-# Where a request ends: nothing more happens to it (purge may delete it once old).
-FINAL_SEND_STATUSES = tuple(s for s in SEND_STATUSES if s not in ("queued", "pending_approval"))
-# Outbox row statuses.
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "expired", "cancelled")
-FINAL_OUTBOX_STATUSES = ("sent", "failed", "expired", "cancelled")
-APPROVAL_STATUSES = ("pending", "approved", "rejected", "expired")
+from reset_mcp.ids import new_id
+from reset_mcp.vocab import ApprovalStatus, OutboxStatus, SendStatus
+
+# The statuses as tuples of strings, for SQL built from constant lists (purge) and messages.
+SEND_STATUSES = tuple(SendStatus)
+FINAL_SEND_STATUSES = tuple(s for s in SendStatus if s.final)
+OUTBOX_STATUSES = tuple(OutboxStatus)
+FINAL_OUTBOX_STATUSES = tuple(s for s in OutboxStatus if s.final)
+APPROVAL_STATUSES = tuple(ApprovalStatus)
 
 
 @dataclass(slots=True)
@@ -42,6 +33,25 @@ class SendRecord:
     updated_at: datetime
     expires_at: datetime | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls, kind: str, recipient: str, user_id: str | None, requested_by: str, payload: dict[str, Any], now: datetime
+    ) -> SendRecord:
+        """A request to send one email, before the gate decides on it."""
+        return cls(
+            id=new_id("req"),
+            kind=kind,
+            recipient=recipient,
+            user_id=user_id,
+            status=SendStatus.QUEUED,
+            reason=None,
+            requested_by=requested_by,
+            decision="",
+            created_at=now,
+            updated_at=now,
+            payload=payload,
+        )
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from reset_mcp.store.records import (
 )
 from reset_mcp.store.sql_history import HistorySql
 from reset_mcp.store.sql_outbox import OutboxSql
+from reset_mcp.vocab import ApprovalStatus
 
 
 class SqlTx(OutboxSql, HistorySql):
@@ -144,11 +145,11 @@ class SqlTx(OutboxSql, HistorySql):
     # housekeeping --------------------------------------------------------------------
     async def purge(self, before: datetime, limit: int) -> dict[str, int]:
         # At most `limit` rows a table, so a caller can keep each transaction short (see
-        # housekeeping.purge). Children before their request: a request goes only once
+        # flows.retention.purge). Children before their request: a request goes only once
         # nothing refers to it any more.
         cut = c.ts(before)
         done = ", ".join(f"'{s}'" for s in FINAL_OUTBOX_STATUSES)
-        decided = ", ".join(f"'{s}'" for s in APPROVAL_STATUSES if s != "pending")
+        decided = ", ".join(f"'{s}'" for s in APPROVAL_STATUSES if s != ApprovalStatus.PENDING)
         final = ", ".join(f"'{s}'" for s in FINAL_SEND_STATUSES)
         return {
             "tokens": await self._exec(

@@ -6,16 +6,16 @@ a time, concurrent ones share a COMMIT (group commit, see `transaction`), and
 approving on the same file) waits instead of failing half-way. WAL keeps readers and
 the single writer out of each other's way.
 
-Statements run on the event loop's thread, not in a worker thread: each one takes a
-few microseconds on a local file, while a hand-off to a thread and back (what aiosqlite
-does for every execute, fetch and close) costs 50 to 200 microseconds and a GIL
-switch, and a reset runs about twenty statements. What could block the loop for long
+Statements run on the event loop's thread, not in a worker thread: each one is far
+cheaper on a local file than a hand-off to a thread and back (what aiosqlite does for
+every execute, fetch and close; bench/README.md's floor row compares them), and a reset
+runs about twenty statements. What could block the loop for long
 is waiting for another process's write lock, so that wait happens here, in
 `BEGIN IMMEDIATE` retried with `anyio.sleep`, never inside SQLite's busy handler
 (whose timeout is kept short). Commits in WAL mode with `synchronous=NORMAL` do not
 fsync; checkpoints do (copying the WAL back into the database file, then an fsync).
-SQLite's default runs one inside the commit that crosses 1,000 WAL pages, about every
-35 resets; `WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies
+SQLite's default runs one inside the commit that crosses 1,000 WAL pages;
+`WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies
 each page once however often it was rewritten (the same index pages, every reset), the
 copying shrinks too. The checkpoint stays inside a commit on purpose: one run from
 another thread while this connection keeps writing never catches up, so the WAL never
@@ -155,16 +155,16 @@ class SqliteStore:
         """One atomic unit of work, durable (committed) when the block exits.
 
         Group commit. A COMMIT writes every page the transaction dirtied to the WAL, two
-        `pwrite`s a page, about 23 pages a transaction here: measured at a third of a
-        reset's CPU under load. Concurrent transactions dirty mostly the same pages (the
-        tail of each table and index), so the first transaction of a group, its leader,
-        after running its own body lets the tasks that are ready run theirs (one loop
-        iteration) inside the same SQLite transaction, each body under its own
-        SAVEPOINT, then commits them all at once. Every caller still returns only after
-        the COMMIT that made its work durable (so an email never leaves before its row is
-        committed); a body that raises rolls back to its savepoint and leaves the other
-        bodies' work alone; a failed COMMIT fails every member. Alone, a transaction costs
-        one loop iteration more than a plain BEGIN/COMMIT. Bodies run one at a time
+        `pwrite`s a page, a large share of a reset's CPU under load (bench/README.md).
+        Concurrent transactions dirty mostly the same pages (the tail of each table and
+        index), so the first transaction of a group, its leader, after running its own
+        body lets the tasks that are ready run theirs (one loop iteration) inside the
+        same SQLite transaction, each body under its own SAVEPOINT, then commits them all
+        at once. Every caller still returns only after the COMMIT that made its work
+        durable (so an email never leaves before its row is committed); a body that
+        raises rolls back to its savepoint and leaves the other bodies' work alone; a
+        failed COMMIT fails every member. Alone, a transaction costs one loop iteration
+        more than a plain BEGIN/COMMIT. Bodies run one at a time
         (the lock), in the order they commit.
         """
         async with self._lock:
@@ -206,7 +206,7 @@ class SqliteStore:
     async def reading(self) -> AsyncIterator[SqlTx]:
         """A read transaction (deferred BEGIN): in WAL mode it takes no write lock, so it
         never waits for another process's writer. A write inside is rolled back and refused
-        (checked by the change count: `PRAGMA query_only` costs 10 us a use)."""
+        (checked by the change count, which is cheaper than `PRAGMA query_only`)."""
         while True:
             # An open group has written what it has not committed yet: read after it.
             if self._group is not None:

@@ -11,7 +11,7 @@ approval answers "already decided" (200 on GET, 409 on POST), an ended window 41
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,22 +20,21 @@ from reset_mcp.deps import Caller
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.models import ApprovalView
 from reset_mcp.server.admin import session as s
-from reset_mcp.server.admin.views import KIND_LABELS, try_render, until, when
+from reset_mcp.server.admin.pages import Pages
+from reset_mcp.server.admin.views import kind_label, try_render, until, when
 from reset_mcp.server.http.auth import HTTPProblem
-
-if TYPE_CHECKING:
-    from reset_mcp.server.admin.site import AdminSite
+from reset_mcp.vocab import ApprovalStatus, Scope
 
 
 class EmailDecisions:
-    def __init__(self, site: AdminSite) -> None:
+    def __init__(self, site: Pages) -> None:
         self.site = site
 
     async def _from_link(
         self, request: Request, exp: str | None, sig: str | None, decided_status: int
     ) -> tuple[ApprovalView, Response | None]:
         """The approval a signed link names, or the page that says why it cannot be decided."""
-        site, links = self.site, self.site.links
+        site, links = self.site, self.site.app.approval_links
         if links is None:
             raise HTTPProblem(404, "approval by email is off (set RESET_MCP_OVERSIGHT_EMAIL)")
         approval_id, action, now = request.path_params["id"], request.path_params["action"], site.now()
@@ -43,11 +42,11 @@ class EmailDecisions:
         if state == "invalid":
             raise HTTPProblem(403, "This link is not valid. Use the link from the email as it was sent.")
         approval = await site.app.service.approvals.get(approval_id)
-        if approval.status in ("approved", "rejected"):
+        if approval.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
             by = f"{approval.status} by {approval.decided_by} ({when(approval.decided_at)})"
             text = f"This email was already {by}. Each link works once."
             return approval, site.message(request, decided_status, "Already decided", text)
-        if approval.status != "pending" or state == "expired" or approval.expires_at <= now:
+        if approval.status != ApprovalStatus.PENDING or state == "expired" or approval.expires_at <= now:
             return approval, site.message(request, 410, "Expired", "The approval window has ended; nothing was sent.")
         return approval, None
 
@@ -55,14 +54,14 @@ class EmailDecisions:
         self, request: Request, approval: ApprovalView, form: dict[str, str], status: int = 200, **ctx: Any
     ) -> Response:
         site = self.site
-        assert site.links is not None
-        async with site.app.store.transaction() as tx:
-            send = await tx.get_send(approval.request_id)
+        links = site.app.approval_links
+        assert links is not None
+        send = await site.app.service.admin.send(approval.request_id)
         now = site.now()
         return site.page(
             request, "decide.html.j2", status, approval=approval, action=request.path_params["action"],
-            kind_label=KIND_LABELS.get(approval.kind, approval.kind),
-            exp=form.get("exp", ""), sig=form.get("sig", ""), overseer=site.links.overseer,
+            kind_label=kind_label(site.app, approval.kind),
+            exp=form.get("exp", ""), sig=form.get("sig", ""), overseer=links.overseer,
             expires_in=until(approval.expires_at, now), expires=when(approval.expires_at),
             rendered=try_render(site.app, send, now), **ctx,
         )  # fmt: skip
@@ -80,13 +79,14 @@ class EmailDecisions:
         approval, refused = await self._from_link(request, form.get("exp"), form.get("sig"), 409)
         if refused is not None:
             return refused
-        assert site.links is not None
-        caller = Caller(f"email:{site.links.overseer}", frozenset({"approve"}))
+        links = site.app.approval_links
+        assert links is not None
+        caller = Caller(f"email:{links.overseer}", frozenset({Scope.APPROVE}))
         try:
             decision = await site.decide_as(approval.id, request.path_params["action"], caller, form.get("reason"))
         except InvalidInputError as exc:
             return await self._confirm(request, approval, form, 400, error=str(exc))
         delivery = f" Delivery: {decision.delivery.status}." if decision.delivery else ""
-        title = "Approved" if decision.status == "approved" else "Rejected"
+        title = "Approved" if decision.status == ApprovalStatus.APPROVED else "Rejected"
         text = f"The email to {approval.recipient} was {decision.status} as {caller.id}.{delivery}"
         return site.message(request, 200, title, text)

@@ -31,7 +31,6 @@ from urllib.parse import parse_qs, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reset_mcp.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError, ResetMCPError
 from reset_mcp.server.http.auth import HTTPProblem
 from reset_mcp.tokens import _derive
 
@@ -67,14 +66,6 @@ PREVIEW_HEADERS = {
     ),
     "Referrer-Policy": "no-referrer",  # no forms here; images load without telling where from
 }
-
-
-_STATUS_OF = ((NotFoundError, 404), (ConflictError, 409), (PermissionDeniedError, 403), (InvalidInputError, 400))
-
-
-def status_of(exc: ResetMCPError) -> int:
-    """The HTTP status for a refused decision (as REST answers it)."""
-    return next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 400)
 
 
 class RedactSignatures(logging.Filter):

@@ -1,8 +1,8 @@
-"""What the approvals page shows: held emails rendered with the link masked, times, audit rows.
+"""What the approvals page shows: held emails as they would go out (link masked), times, audit rows.
 
-The preview is rendered by the same composer (and `MessageFactory` for the kinds without a
-token) from the send record's payload, exactly as it would go out, except that a reset
-link's `{token}` is replaced by `MASK`: nothing is minted and no token record is written.
+The preview is `MessageFactory.preview`: the same rendering as the dispatcher's, from the
+send record's payload, except that a token is replaced by `MASK`: nothing is minted and
+no token record is written.
 """
 
 from __future__ import annotations
@@ -10,23 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 from reset_mcp.app import App
-from reset_mcp.compose.models import PasswordResetData, RenderedEmail, RequestContext
+from reset_mcp.compose import RenderedEmail
 from reset_mcp.errors import ResetMCPError
 from reset_mcp.models import ApprovalView
-from reset_mcp.store.records import AuditEntry, OutboxRow, SendRecord
+from reset_mcp.store.records import AuditEntry, SendRecord
 
-log = logging.getLogger("reset_mcp.server")
-MASK = "•••MASKED•••"
-KIND_LABELS = {
-    "password_reset": "Password reset",
-    "security_alert": "Security alert",
-    "password_changed": "Password changed notice",
-    "oversight_notice": "Oversight notice",
-}
+log = logging.getLogger(__name__)
 
 
 def when(value: datetime | None) -> str:
@@ -44,50 +36,16 @@ def until(expires_at: datetime, now: datetime) -> str:
     return f"in {hours} h {minutes} min" if hours else f"in {minutes} min"
 
 
-def _context(data: dict[str, Any] | None) -> RequestContext | None:
-    if not data:
-        return None
-    at = datetime.fromtimestamp(float(data["at"]), UTC)
-    return RequestContext(at=at, ip=str(data["ip"]), device=str(data["device"]), location=str(data["location"]))
-
-
-def render_masked(app: App, send: SendRecord, now: datetime) -> RenderedEmail:
-    """The email `send` would go out as if approved now, its token replaced by MASK."""
-    p, settings = send.payload, app.settings
-    if send.kind == "password_reset":
-        ctx = _context(p.get("context"))
-        if ctx is None:
-            raise ValueError("the request has no context")
-        ttl = settings.token_ttl_minutes
-        data = PasswordResetData(
-            reset_url=settings.reset_url.replace("{token}", MASK),
-            report_url=settings.report_url.replace("{token}", MASK) if settings.report_url else None,
-            expires_at=now + timedelta(minutes=ttl),
-            ttl_minutes=ttl,
-            context=ctx,
-            to_name=p.get("to_name"),
-        )
-        return app.composer.password_reset(data, locale=p.get("locale"), timezone=p.get("timezone"))
-    # The other kinds carry no token: render them exactly as the dispatcher will.
-    row = OutboxRow(
-        id="preview",
-        send_id=send.id,
-        kind=send.kind,
-        recipient=send.recipient,
-        message_id="",
-        status="preview",
-        created_at=now,
-        next_attempt_at=now,
-        payload=p,
-    )
-    return app.dispatcher.messages.render(row)
+def kind_label(app: App, kind: str) -> str:
+    found = app.kinds.get(kind)
+    return found.label if found is not None else kind
 
 
 def try_render(app: App, send: SendRecord | None, now: datetime) -> RenderedEmail | None:
     if send is None:
         return None
     try:
-        return render_masked(app, send, now)
+        return app.messages.preview(send, now)
     except (ResetMCPError, KeyError, TypeError, ValueError) as exc:
         log.warning("could not preview %s: %s", send.id, type(exc).__name__)
         return None
@@ -114,7 +72,7 @@ def pending_item(app: App, view: ApprovalView, send: SendRecord | None, now: dat
     return PendingItem(
         id=view.id,
         kind=view.kind,
-        kind_label=KIND_LABELS.get(view.kind, view.kind),
+        kind_label=kind_label(app, view.kind),
         recipient=view.recipient,
         requested_by=view.requested_by,
         reason=view.reason,

@@ -1,45 +1,29 @@
-"""Who may do what over HTTP: bearer API keys, their scopes, and the tools each caller sees.
+"""Who may do what over HTTP: bearer API keys and their scopes.
 
 MCP requests are authenticated by the SDK (`token_verifier=` + `AuthSettings`): no key
-or a wrong key is answered 401 with `WWW-Authenticate` before any MCP message is read.
-Each tool then checks its own scope (`caller_of`), answering a tool error that names
-the missing scope. `ScopedTools`, a server middleware, trims `tools/list` to the tools
-the caller's scopes allow (it runs on every inbound message in both protocol eras) and
-counts tool calls for /metrics. REST routes use `KeyAuth` below: the same keys, the same
-`key:<id>` caller identity, so an approval requested over MCP cannot be decided over REST
-with the same key.
+or a wrong key is answered 401 with `WWW-Authenticate` before any MCP message is read;
+each tool then checks its own scope (`server/mcp/caller.py`). REST routes use `KeyAuth`
+below: the same keys, the same `key:<id>` caller identity, so an approval requested over
+MCP cannot be decided over REST with the same key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp_types import ListToolsResult
 from starlette.requests import Request
 
 from reset_mcp.app import App
 from reset_mcp.deps import Caller
-from reset_mcp.keys import verify_key
-from reset_mcp.server.http.metrics import Metrics
 from reset_mcp.store.records import ApiKeyRecord
-
-# Tools the app's reset page calls; every other MCP tool is the agent's (`send`).
-# No MCP tool needs `approve`: deciding held emails is for humans, over REST or the CLI.
-REDEEM_TOOLS = frozenset({"verify_reset_token", "consume_reset_token", "report_unrequested_reset"})
-
-
-def scope_for(tool: str) -> str:
-    return "redeem" if tool in REDEEM_TOOLS else "send"
 
 
 @dataclass
 class AppHolder:
-    """The App built by the HTTP lifespan, shared by routes, the verifier and the MCP server."""
+    """The App the HTTP lifespan runs, lent to the routes, the key verifier and the MCP server."""
 
     app: App | None = None
 
@@ -47,6 +31,14 @@ class AppHolder:
         if self.app is None:
             raise RuntimeError("the HTTP server is not running (lifespan not started)")
         return self.app
+
+    @contextmanager
+    def lend(self, app: App) -> Iterator[None]:
+        self.app = app
+        try:
+            yield
+        finally:
+            self.app = None
 
 
 class KeyVerifier(TokenVerifier):
@@ -64,52 +56,7 @@ class KeyVerifier(TokenVerifier):
 
 async def authenticate(holder: AppHolder, presented: str) -> ApiKeyRecord | None:
     app = holder.app
-    if app is None:
-        return None
-    async with app.store.reading() as tx:  # no write lock: a key check never waits for a writer
-        return await verify_key(tx, presented)
-
-
-@dataclass
-class ScopedTools:
-    """Server middleware: `tools/list` shows only what the key's scopes allow; calls are counted.
-
-    Without an access token (stdio, the in-process client) nothing is filtered: the local
-    user holds every agent scope there, as `caller_of` assumes too.
-    """
-
-    metrics: Metrics | None = None
-
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method == "tools/list":
-            result = await call_next(ctx)
-            token = get_access_token()
-            return result if token is None else _only_visible(result, frozenset(token.scopes))
-        if ctx.method != "tools/call" or self.metrics is None:
-            return await call_next(ctx)
-        name = (ctx.params or {}).get("name")
-        status = "error"
-        try:
-            result = await call_next(ctx)
-            status = "error" if _is_error(result) else "ok"
-            return result
-        finally:
-            self.metrics.tool_call(name if isinstance(name, str) else "", status)
-
-
-def _is_error(result: HandlerResult) -> bool:
-    if isinstance(result, Mapping):
-        return bool(result.get("isError"))
-    return bool(getattr(result, "is_error", False))
-
-
-def _only_visible(result: HandlerResult, scopes: frozenset[str]) -> HandlerResult:
-    # The runner hands middleware the wire dict; a model is handled too, should that change.
-    if isinstance(result, Mapping) and isinstance(result.get("tools"), list):
-        return {**result, "tools": [t for t in result["tools"] if scope_for(str(t.get("name"))) in scopes]}
-    if isinstance(result, ListToolsResult):
-        return result.model_copy(update={"tools": [t for t in result.tools if scope_for(t.name) in scopes]})
-    return result
+    return None if app is None else await app.service.keys.authenticate(presented)
 
 
 class HTTPProblem(Exception):

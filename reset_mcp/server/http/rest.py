@@ -1,5 +1,6 @@
 """REST routes beside MCP: the app's reset page (`redeem`), the overseer (`approve`),
-health and metrics. Handlers parse JSON, call the service, and map domain errors:
+health and metrics. Handlers parse JSON and call the service; what they raise is answered
+by the HTTP app's exception handlers (`errors.refusal` for domain errors):
 
     400 bad JSON / missing field / InvalidInputError    401 no or wrong key
     403 scope missing, or the requesting key deciding    404 NotFoundError
@@ -12,9 +13,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import math
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,79 +22,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reset_mcp.deps import Caller
-from reset_mcp.errors import (
-    ConflictError,
-    InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    ResetMCPError,
-    StoreError,
-)
-from reset_mcp.policy.throttle import TooManyFailuresError
+from reset_mcp.metrics import CONTENT_TYPE
+from reset_mcp.policy.throttle import ClientThrottle
 from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyAuth
-from reset_mcp.server.http.metrics import CONTENT_TYPE, Metrics
 from reset_mcp.store.records import APPROVAL_STATUSES
+from reset_mcp.vocab import Scope
 
-log = logging.getLogger("reset_mcp.server")
+log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 MAX_TOKEN = 4096
-_STATUS_OF: list[tuple[type[ResetMCPError], int]] = [
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (PermissionDeniedError, 403),
-    (InvalidInputError, 400),
-    (StoreError, 503),
-]
-
-
-class ClientThrottle:
-    """At most `limit` failed verifications per client IP in a sliding `window` (seconds).
-
-    This sits in front of the service's own per-caller cap (`reset_mcp.policy.throttle`, 100 failures
-    in a row per API key, NIST's ceiling): one prober behind the app's key is slowed long
-    before it can lock the whole app out.
-
-    In memory, per process: behind a load balancer each instance counts on its own, so
-    the effective limit is `limit x instances`, still far under NIST SP 800-63B's cap of
-    100 consecutive failures. Tracking is bounded (`max_clients`, oldest dropped first).
-    """
-
-    def __init__(
-        self,
-        limit: int = 10,
-        window: float = 300.0,
-        *,
-        max_clients: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit, self.window, self.max_clients, self.clock = limit, window, max_clients, clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, client: str) -> deque[float]:
-        now = self.clock()
-        stamps = self._failures.get(client, deque())
-        while stamps and stamps[0] <= now - self.window:
-            stamps.popleft()
-        return stamps
-
-    def retry_after(self, client: str) -> int | None:
-        """Seconds until `client` may try again, or None when it is under the limit."""
-        stamps = self._recent(client)
-        if len(stamps) < self.limit:
-            return None
-        return max(1, math.ceil(stamps[-self.limit] + self.window - self.clock()))
-
-    def failed(self, client: str) -> None:
-        stamps = self._recent(client)
-        stamps.append(self.clock())
-        self._failures.pop(client, None)
-        self._failures[client] = stamps  # re-inserted: dict order is least recently failed first
-        while len(self._failures) > self.max_clients:
-            del self._failures[next(iter(self._failures))]
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
@@ -132,7 +66,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str
 Handler = Callable[[Request, Caller], Awaitable[Response]]
 
 
-def build_routes(holder: AppHolder, metrics: Metrics, *, metrics_need_key: bool) -> list[Route]:
+def build_routes(holder: AppHolder, *, metrics_need_key: bool) -> list[Route]:
     auth = KeyAuth(holder)
     # Keyed by the end user's IP when the app passes it ("ip"), else by the connection's
     # peer: an app backend relaying many users must not lock them all out together.
@@ -140,19 +74,7 @@ def build_routes(holder: AppHolder, metrics: Metrics, *, metrics_need_key: bool)
 
     def keyed(scope: str | None, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            try:
-                caller = await auth.caller(request, scope)
-                return await handler(request, caller)
-            except HTTPProblem as exc:
-                return _error(exc.status, exc.message, exc.headers)
-            except TooManyFailuresError as exc:
-                return _error(429, str(exc), {"Retry-After": str(exc.retry_after)})
-            except ResetMCPError as exc:
-                status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 400)
-                if isinstance(exc, StoreError):
-                    log.error("store error: %s", exc)
-                    return _error(status, "the reset-mcp database is unavailable; try again shortly")
-                return _error(status, str(exc))
+            return await handler(request, await auth.caller(request, scope))
 
         return endpoint
 
@@ -229,14 +151,18 @@ def build_routes(holder: AppHolder, metrics: Metrics, *, metrics_need_key: bool)
         return JSONResponse({"status": "ok"})
 
     async def scrape(request: Request, caller: Caller | None = None) -> Response:
-        return Response(await metrics.render(holder.get()), media_type=CONTENT_TYPE)
+        app = holder.get()
+        if app.metrics is None:
+            raise HTTPProblem(404, "metrics are off in this server")
+        counts, pending = await app.service.admin.gauges()
+        return Response(app.metrics.render(counts, pending), media_type=CONTENT_TYPE)
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", keyed(None, scrape) if metrics_need_key else scrape, methods=["GET"]),
-        Route("/v1/tokens/verify", keyed("redeem", verify), methods=["POST"]),
-        Route("/v1/tokens/consume", keyed("redeem", consume), methods=["POST"]),
-        Route("/v1/approvals", keyed("approve", list_approvals), methods=["GET"]),
-        Route("/v1/approvals/{id}/approve", keyed("approve", approve), methods=["POST"]),
-        Route("/v1/approvals/{id}/reject", keyed("approve", reject), methods=["POST"]),
+        Route("/v1/tokens/verify", keyed(Scope.REDEEM, verify), methods=["POST"]),
+        Route("/v1/tokens/consume", keyed(Scope.REDEEM, consume), methods=["POST"]),
+        Route("/v1/approvals", keyed(Scope.APPROVE, list_approvals), methods=["GET"]),
+        Route("/v1/approvals/{id}/approve", keyed(Scope.APPROVE, approve), methods=["POST"]),
+        Route("/v1/approvals/{id}/reject", keyed(Scope.APPROVE, reject), methods=["POST"]),
     ]

@@ -2,9 +2,8 @@
 
 Why not uvicorn's own `--workers`: its supervisor binds one socket and every worker
 accepts from it. An event loop that wakes for a new connection accepts every pending
-one at once, so a burst of keep-alive connections lands on whichever worker woke first:
-measured on the bench machine, all 8 of 8 connections on one worker of two (the other
-idle), and at 32 connections a split of about 1 to 2. Here each worker binds its own
+one at once, so a burst of keep-alive connections lands on whichever worker woke first
+(on the bench machine nearly all of them on one worker; bench/README.md). Here each worker binds its own
 socket with `SO_REUSEPORT`, and the kernel spreads new connections over the listening
 sockets by a hash of their addresses and ports, whatever the workers are doing.
 
@@ -31,12 +30,15 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
+import uvicorn
+from starlette.applications import Starlette
 
-    from reset_mcp.config import Settings
+from reset_mcp.app import load_or_create_secret
+from reset_mcp.config import Settings
+from reset_mcp.logs import configure_logging
+from reset_mcp.server.http.app import build_http_app
 
 log = logging.getLogger("reset_mcp")
 CRASH_LOOP_SECONDS = 5.0  # a worker that dies sooner after starting is not restarted (one starts in ~1 s)
@@ -82,40 +84,38 @@ def _die_with_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(host: str, port: int, options: dict[str, Any]) -> None:
+def _worker(settings: Settings, options: dict[str, Any]) -> None:
     """One worker process: the whole server, on its own socket in the port's group."""
-    import uvicorn
-
     _die_with_supervisor()
-
-    server = uvicorn.Server(uvicorn.Config(worker_app(), **options))
-    server.run(sockets=[_socket(host, port)])
+    server = uvicorn.Server(uvicorn.Config(worker_app(settings), **options))
+    server.run(sockets=[_socket(settings.http_host, settings.http_port)])
     sys.exit(0 if server.started else 3)
 
 
 class Supervisor:
     def __init__(
         self,
-        host: str,
-        port: int,
-        workers: int,
+        settings: Settings,
         options: dict[str, Any],
-        target: Callable[[str, int, dict[str, Any]], None] = _worker,  # a module-level function: spawn pickles it
+        target: Callable[[Settings, dict[str, Any]], None] = _worker,  # a module-level function: spawn pickles it
     ) -> None:
         self._target = target
-        self._host = host
-        self._workers = workers
+        self._workers = settings.http_workers
         self._options = options
+        host, port = settings.http_host, settings.http_port
         if port:
             _refuse_a_port_in_use(host, port)
         self._reserved = _socket(host, port)  # bound, never listening: holds the port
         self.port = int(self._reserved.getsockname()[1])
+        # What every worker runs with, the reserved port included (`--port 0`): one object,
+        # pickled to each spawned process, not rebuilt from the environment.
+        self.settings = settings.model_copy(update={"http_port": self.port})
         self._stop = threading.Event()
         self._processes: list[tuple[SpawnProcess, float]] = []
 
     def _start(self) -> tuple[SpawnProcess, float]:
         process = multiprocessing.get_context("spawn").Process(
-            target=self._target, args=(self._host, self.port, self._options), name="reset-mcp-worker", daemon=False
+            target=self._target, args=(self.settings, self._options), name="reset-mcp-worker", daemon=False
         )
         process.start()
         return process, time.monotonic()
@@ -130,7 +130,6 @@ class Supervisor:
     def run(self) -> int:
         """Start the workers, keep them running until SIGINT or SIGTERM; the exit code."""
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-        os.environ["RESET_MCP_HTTP_PORT"] = str(self.port)  # the spawned workers read it
         code = 0
         try:
             self._processes = [self._start() for _ in range(self._workers)]
@@ -169,55 +168,33 @@ class Supervisor:
                 process.join()
 
 
-# The settings a worker process cannot read from the environment on its own: the
-# command line's, passed down as the variables that name them.
-_WORKER_ENV = {
-    "http_host": "RESET_MCP_HTTP_HOST",
-    "http_port": "RESET_MCP_HTTP_PORT",
-    "stateless_http": "RESET_MCP_STATELESS_HTTP",
-    "http_workers": "RESET_MCP_HTTP_WORKERS",
-}
-
-
-def serve_workers(settings: Settings, options: dict[str, Any], where: str) -> int:
+def serve_workers(settings: Settings, options: dict[str, Any]) -> int:
     """`serve --workers N`: the supervisor in this process, the workers spawned.
 
-    Each worker is a whole server (its own App, delivery worker and SQLite connection or
+    Each worker is a whole server (its own App, job runner and SQLite connection or
     PostgreSQL pool) over the one database, as separate instances would be: outbox rows
-    are leased, so each email is delivered by exactly one of them. Python runs one
-    thread of bytecode at a time, so a process uses one core; N workers use N. What
-    stays per worker: /metrics counts (each scrape answers for one worker), and the
+    are leased, so each email is delivered by one of them. Python runs one thread of
+    bytecode at a time, so a process uses one core; N workers use N. What stays per
+    worker: /metrics counts (each scrape answers for one worker), and the
     failed-token-check throttle (a caller gets N times the failures before the cooldown).
     """
-    from reset_mcp.app import load_or_create_secret
-    from reset_mcp.server.http.app import base_url
-
     if not reuseport_supported():
         print("reset-mcp: --workers needs SO_REUSEPORT (Linux, macOS, the BSDs)", file=sys.stderr)
         return 2
     # Before the workers start: with no RESET_MCP_SECRET, the first start generates the
     # key file, and N processes racing to create it could read it half-written.
     load_or_create_secret(settings)
-    for field, variable in _WORKER_ENV.items():
-        value = getattr(settings, field)
-        os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
     try:
-        supervisor = Supervisor(settings.http_host, settings.http_port, settings.http_workers, options)
+        supervisor = Supervisor(settings, options)
     except OSError as exc:
         print(f"reset-mcp: cannot bind {settings.http_host}:{settings.http_port}: {exc}", file=sys.stderr)
         return 1
-    if settings.http_port == 0:  # the port the supervisor reserved
-        where = base_url(settings.model_copy(update={"http_port": supervisor.port})) + "/mcp"
+    where = f"{supervisor.settings.public_base_url}/mcp"
     log.info("reset-mcp streamable-http on %s, %d worker processes", where, settings.http_workers)
     return supervisor.run()
 
 
-def worker_app() -> Starlette:
-    """The ASGI app of one worker process, from the environment the supervisor set."""
-    from reset_mcp.cli.main import configure_logging
-    from reset_mcp.config import load_settings
-    from reset_mcp.server.http.app import build_http_app
-
-    settings = load_settings()
+def worker_app(settings: Settings) -> Starlette:
+    """The ASGI app of one worker process, from the settings the supervisor passed it."""
     configure_logging(settings.log_level, worker=True)
     return build_http_app(settings, transport="streamable-http", freeze_heap=True)

@@ -9,9 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from reset_mcp.app import App
-from reset_mcp.deps import Caller
-
-ALL_SCOPES = frozenset({"send", "redeem"})
+from reset_mcp.deps import STDIO_CALLER, Caller
 
 
 def app_of(ctx: Context[Any]) -> App:
@@ -28,7 +26,7 @@ def caller_of(ctx: Context[Any], needs: str) -> Caller:
     token = get_access_token()
     if token is None:
         # stdio and the in-process client: the local user holds every agent scope.
-        return Caller("stdio", ALL_SCOPES, can_elicit)
+        return Caller(STDIO_CALLER.id, STDIO_CALLER.scopes, can_elicit)
     scopes = frozenset(token.scopes)
     if needs not in scopes:
         raise ToolError(f"this API key lacks the '{needs}' scope")

@@ -14,9 +14,11 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
+from reset_mcp.emails import password_reset
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.server.mcp.caller import app_of
 from reset_mcp.validation import normalize_email
+from reset_mcp.vocab import Action
 
 
 class ConfirmSend(BaseModel):
@@ -44,7 +46,7 @@ async def ask_to_confirm(ctx: Context[Any], email: str, ip: str) -> Elicit[Confi
         return NotAsked(why="invalid email: the service refuses it")
     # Ask only about an email the policy would send on a yes: never about one that a
     # recipient rule blocks anyway (the person would say yes and see it blocked).
-    if app.policy.decide("password_reset", recipient).action != "confirm":
+    if app.policy.decide(password_reset.KIND.name, recipient).action != Action.CONFIRM:
         return NotAsked(why="policy does not ask")
     caps = ctx.client_capabilities
     if not (caps and caps.elicitation):

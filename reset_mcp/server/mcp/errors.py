@@ -1,18 +1,22 @@
-"""Turn domain errors into tool errors the model can read; nothing else leaks."""
+"""Tool registration and tool errors: domain errors become tool errors the model can read.
+
+`Tools` registers each tool with its docstring dedented (descriptions read cleanly in
+clients) and remembers the names, so metrics label only real tools. `tool_errors()`
+turns any `ResetMCPError` into `ToolError(refusal(exc).message)`; nothing else leaks.
+"""
 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from reset_mcp.errors import ResetMCPError, StoreError
+from reset_mcp.errors import ResetMCPError, refusal
 
-log = logging.getLogger("reset_mcp.server")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -20,18 +24,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 def tool_errors() -> Iterator[None]:
     try:
         yield
-    except StoreError as exc:
-        # The driver's text can name tables and paths; the agent gets a stable message.
-        log.error("store error: %s", exc)
-        raise ToolError("the reset-mcp database is unavailable; try again shortly") from None
     except ResetMCPError as exc:
-        raise ToolError(str(exc)) from None
+        raise ToolError(refusal(exc).message) from None
 
 
-def tool(server: Any, **kwargs: Any) -> Callable[[F], F]:
-    """`server.tool(...)` with the docstring dedented, so descriptions read cleanly in clients."""
+class Tools:
+    """Registers tools on one server and keeps their names."""
 
-    def decorate(fn: F) -> F:
-        return server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(fn)  # type: ignore[no-any-return]
+    def __init__(self, server: MCPServer[Any]) -> None:
+        self.server = server
+        self.names: set[str] = set()
 
-    return decorate
+    def __call__(self, **kwargs: Any) -> Callable[[F], F]:
+        def decorate(fn: F) -> F:
+            self.names.add(fn.__name__)
+            return self.server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(fn)  # type: ignore[no-any-return]
+
+        return decorate

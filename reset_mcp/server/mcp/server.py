@@ -1,4 +1,4 @@
-"""The MCPServer: tools registered on it, the App built in its lifespan."""
+"""The MCPServer: tools registered on it, the App lent by its lifespan."""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -8,7 +8,10 @@ from mcp.server.mcpserver import MCPServer
 
 from reset_mcp import __version__
 from reset_mcp.app import App
+from reset_mcp.metrics import Metrics
 from reset_mcp.server.mcp import tools_contacts, tools_reset, tools_views
+from reset_mcp.server.mcp.errors import Tools
+from reset_mcp.server.mcp.scopes import ScopedTools
 
 INSTRUCTIONS = (
     "reset-mcp runs password resets. Call request_password_reset with the account's email, user_id and the "
@@ -19,16 +22,33 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(app_factory: Callable[[], AbstractAsyncContextManager[App]], **kwargs: Any) -> MCPServer[App]:
+def build_server(
+    app_factory: Callable[[], AbstractAsyncContextManager[App]],
+    *,
+    count_calls: Callable[[], Metrics | None] | None = None,
+    **kwargs: Any,
+) -> MCPServer[App]:
+    """`count_calls`: the metrics to count tool calls in, and scope-filter `tools/list` (HTTP)."""
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
         async with app_factory() as app:
             yield app
 
+    middleware = []
+    names: set[str] = set()  # filled below, before any call can arrive
+    if count_calls is not None:
+        middleware.append(ScopedTools(names, count_calls))
     server: MCPServer[App] = MCPServer(
-        "reset-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, **kwargs
+        "reset-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        middleware=middleware or None,
+        **kwargs,
     )
-    tools_reset.register(server)
-    tools_views.register(server)
-    tools_contacts.register(server)
+    tools = Tools(server)
+    for module in (tools_reset, tools_views, tools_contacts):
+        module.register(tools)
+    names.update(tools.names)
     return server

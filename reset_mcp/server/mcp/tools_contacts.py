@@ -2,22 +2,22 @@
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from reset_mcp.models import AbuseResult, AlertResult, ContactSummary, EventRecorded
 from reset_mcp.server.mcp.caller import app_of, caller_of
-from reset_mcp.server.mcp.errors import tool, tool_errors
+from reset_mcp.server.mcp.errors import Tools, tool_errors
+from reset_mcp.vocab import Scope
 
 OptEmail = Annotated[str | None, Field(description="Account email.", max_length=320)]
 OptUser = Annotated[str | None, Field(description="Account id.", max_length=200)]
 Scalar = str | int | float | bool | None
 
 
-def register(server: MCPServer[Any]) -> None:
+def register(tool: Tools) -> None:
     @tool(
-        server,
         title="Check reset abuse",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
@@ -31,13 +31,12 @@ def register(server: MCPServer[Any]) -> None:
         """Risk of an account's recent reset requests: attempts, IPs, devices, countries, risk,
         reasons and a recommended action (allow, captcha, block, alert). Give email or user_id."""
         with tool_errors():
-            caller_of(ctx, "send")
+            caller_of(ctx, Scope.SEND)
             return await app_of(ctx).service.contacts.check_abuse(
                 email=email, user_id=user_id, ip=ip, window_minutes=window_minutes
             )
 
     @tool(
-        server,
         title="Send a security alert",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True
@@ -53,11 +52,10 @@ def register(server: MCPServer[Any]) -> None:
         """Email the account owner a security alert. Deduplicated per account, reason and hour; rate limited."""
         with tool_errors():
             return await app_of(ctx).service.contacts.send_security_alert(
-                email=email, user_id=user_id, reason=reason, details=details, caller=caller_of(ctx, "send")
+                email=email, user_id=user_id, reason=reason, details=details, caller=caller_of(ctx, Scope.SEND)
             )
 
     @tool(
-        server,
         title="Record a contact event",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -74,10 +72,11 @@ def register(server: MCPServer[Any]) -> None:
     ) -> EventRecorded:
         """Add an event to a contact's history (shown by get_contact)."""
         with tool_errors():
-            return await app_of(ctx).service.contacts.record_event(email, event_type, metadata, caller_of(ctx, "send"))
+            return await app_of(ctx).service.contacts.record_event(
+                email, event_type, metadata, caller_of(ctx, Scope.SEND)
+            )
 
     @tool(
-        server,
         title="Get a contact",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
@@ -86,5 +85,5 @@ def register(server: MCPServer[Any]) -> None:
     ) -> ContactSummary:
         """A contact's summary (last reset request and IP, known IPs, devices, countries) and recent events."""
         with tool_errors():
-            caller_of(ctx, "send")
+            caller_of(ctx, Scope.SEND)
             return await app_of(ctx).service.contacts.get_contact(email)

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
@@ -10,7 +10,8 @@ from reset_mcp.flows.reset import ResetInput
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.server.mcp.caller import app_of, caller_of
 from reset_mcp.server.mcp.confirm import confirmation_param, to_confirmation
-from reset_mcp.server.mcp.errors import tool, tool_errors
+from reset_mcp.server.mcp.errors import Tools, tool_errors
+from reset_mcp.vocab import Scope
 
 Email = Annotated[str, Field(description="The account's email address.", max_length=320)]
 Token = Annotated[str, Field(description="The token from the reset link.", max_length=4096)]
@@ -18,9 +19,8 @@ Ip = Annotated[str, Field(description="IP address of the person asking (IPv4 or 
 Agent = Annotated[str, Field(description="Their browser's User-Agent header.", max_length=2048)]
 
 
-def register(server: MCPServer[Any]) -> None:
+def register(tool: Tools) -> None:
     @tool(
-        server,
         title="Request a password reset",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
@@ -49,20 +49,18 @@ def register(server: MCPServer[Any]) -> None:
             app = app_of(ctx)
             inp = ResetInput(email, user_id, ip, user_agent, name, location, locale, timezone)
             confirmed = to_confirmation(confirmation).confirmed
-            return await app.service.request_password_reset(inp, caller_of(ctx, "send"), confirmed=confirmed)
+            return await app.service.request_password_reset(inp, caller_of(ctx, Scope.SEND), confirmed=confirmed)
 
     @tool(
-        server,
         title="Verify a reset token",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
     async def verify_reset_token(token: Token, ctx: Context[Any]) -> VerifyResult:
         """Check a token from a reset link without using it up (for rendering the reset form)."""
         with tool_errors():
-            return await app_of(ctx).service.verify_reset_token(token, caller_of(ctx, "redeem"))
+            return await app_of(ctx).service.verify_reset_token(token, caller_of(ctx, Scope.REDEEM))
 
     @tool(
-        server,
         title="Consume a reset token",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
@@ -78,11 +76,10 @@ def register(server: MCPServer[Any]) -> None:
         user's other tokens and emails the owner a 'your password was changed' notice."""
         with tool_errors():
             return await app_of(ctx).service.consume_reset_token(
-                token, caller_of(ctx, "redeem"), ip=ip, user_agent=user_agent
+                token, caller_of(ctx, Scope.REDEEM), ip=ip, user_agent=user_agent
             )
 
     @tool(
-        server,
         title="Revoke reset tokens",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
@@ -97,11 +94,10 @@ def register(server: MCPServer[Any]) -> None:
         """Revoke every outstanding reset link of an account (give email or user_id)."""
         with tool_errors():
             return await app_of(ctx).service.revoke_reset_tokens(
-                email=email, user_id=user_id, reason=reason, caller=caller_of(ctx, "send")
+                email=email, user_id=user_id, reason=reason, caller=caller_of(ctx, Scope.SEND)
             )
 
     @tool(
-        server,
         title="Report an unrequested reset",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
@@ -110,4 +106,4 @@ def register(server: MCPServer[Any]) -> None:
     async def report_unrequested_reset(token: Token, ctx: Context[Any]) -> ReportResult:
         """The owner clicked "this wasn't me": revoke that link, record it, and raise the account's risk."""
         with tool_errors():
-            return await app_of(ctx).service.report_unrequested_reset(token, caller_of(ctx, "redeem"))
+            return await app_of(ctx).service.report_unrequested_reset(token, caller_of(ctx, Scope.REDEEM))

@@ -6,58 +6,57 @@ agent's tools) can approve: approval happens on channels the agent does not hold
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from reset_mcp.compose import resolve_locale
+from reset_mcp.emails.registry import BUILTIN_NAMES
 from reset_mcp.errors import InvalidInputError
-from reset_mcp.models import PendingSends, PreviewResult, SendStatus
+from reset_mcp.models import PendingSends, PreviewResult, SendStatusView
 from reset_mcp.server.mcp.caller import app_of, caller_of
-from reset_mcp.server.mcp.errors import tool, tool_errors
+from reset_mcp.server.mcp.errors import Tools, tool_errors
+from reset_mcp.vocab import Scope
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+PreviewKind = Literal[BUILTIN_NAMES]  # type: ignore[valid-type]
 RequestId = Annotated[str, Field(description="request_id from request_password_reset or an alert.", max_length=64)]
 
 
-def register(server: MCPServer[Any]) -> None:
-    @tool(server, title="List emails awaiting approval", annotations=READ_ONLY)
+def register(tool: Tools) -> None:
+    @tool(title="List emails awaiting approval", annotations=READ_ONLY)
     async def list_pending_sends(
         ctx: Context[Any],
         limit: Annotated[int, Field(description="At most this many.", ge=1, le=500)] = 100,
     ) -> PendingSends:
         """Emails the oversight policy holds for a human's approval (read-only: agents cannot approve)."""
         with tool_errors():
-            caller_of(ctx, "send")
+            caller_of(ctx, Scope.SEND)
             return await app_of(ctx).service.approvals.list_pending(limit)
 
-    @tool(server, title="Get a send's status", annotations=READ_ONLY)
-    async def get_send_status(request_id: RequestId, ctx: Context[Any]) -> SendStatus:
+    @tool(title="Get a send's status", annotations=READ_ONLY)
+    async def get_send_status(request_id: RequestId, ctx: Context[Any]) -> SendStatusView:
         """What became of a request: the policy's decision, any approval, and its deliveries."""
         with tool_errors():
-            caller_of(ctx, "send")
+            caller_of(ctx, Scope.SEND)
             return await app_of(ctx).service.approvals.send_status(request_id)
 
-    @tool(server, title="Get delivery status", annotations=READ_ONLY)
-    async def get_delivery_status(request_id: RequestId, ctx: Context[Any]) -> SendStatus:
+    @tool(title="Get delivery status", annotations=READ_ONLY)
+    async def get_delivery_status(request_id: RequestId, ctx: Context[Any]) -> SendStatusView:
         """Delivery attempts of a request's emails: status, attempts, next retry, provider's reason."""
         with tool_errors():
-            caller_of(ctx, "send")
+            caller_of(ctx, Scope.SEND)
             return await app_of(ctx).service.approvals.send_status(request_id)
 
-    @tool(server, title="Preview an email", annotations=READ_ONLY)
+    @tool(title="Preview an email", annotations=READ_ONLY)
     async def preview_email(
-        kind: Annotated[
-            Literal["password_reset", "security_alert", "password_changed", "oversight_notice"],
-            Field(description="Which email."),
-        ],
+        kind: Annotated[PreviewKind, Field(description="Which email.")],
         ctx: Context[Any],
         locale: Annotated[str | None, Field(description="BCP 47 language tag.", max_length=35)] = None,
     ) -> PreviewResult:
         """Render an email with sample data, as it would look; sends nothing and mints no token."""
         with tool_errors():
-            caller_of(ctx, "send")
-            from reset_mcp.compose import resolve_locale
-
+            caller_of(ctx, Scope.SEND)
             composer = app_of(ctx).composer
             if locale is not None and not locale.strip():
                 raise InvalidInputError("locale: must not be blank")

@@ -1,29 +1,29 @@
-"""Prometheus metrics in their own registry (never the process-global one).
+"""Prometheus metrics, in the App's own registry (never the process-global one).
 
 Counters and the latency histogram are updated as things happen (tool calls by the MCP
-middleware, deliveries by the dispatcher's `on_delivered` hook); the two gauges are read
-from the store at scrape time, so every instance behind a load balancer reports the same
-shared queue. Counters are per process, as Prometheus expects.
+layer, deliveries as the dispatcher's observer); the gauges are set from the store when
+/metrics is scraped, so every instance behind a load balancer reports the same shared
+queue. Counters are per process, as Prometheus expects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from reset_mcp.app import App
 from reset_mcp.outbox.dispatcher import DeliveryOutcome
 from reset_mcp.store.records import OUTBOX_STATUSES, OutboxRow
+from reset_mcp.vocab import OutboxStatus
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-# Statuses where the backend was actually asked to take the message (latency is meaningful).
-_ATTEMPTED = frozenset({"sent", "pending", "failed"})
-_PENDING_CAP = 100_000
+# Outcomes where the backend was actually asked to take the message (latency is meaningful).
+_ATTEMPTED = frozenset({OutboxStatus.SENT, OutboxStatus.PENDING, OutboxStatus.FAILED})
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.known_tools: frozenset[str] = frozenset()
         self.tool_calls = Counter(
             "reset_mcp_tool_calls", "MCP tool calls by tool and outcome.", ["tool", "status"], registry=self.registry
         )
@@ -42,21 +42,20 @@ class Metrics:
         self.outbox_depth = Gauge(
             "reset_mcp_outbox_depth", "Outbox rows by status.", ["status"], registry=self.registry
         )
+        # Children bound once: `labels()` takes a lock and builds a key on every call.
+        self._delivered = {status: self.deliveries.labels(status) for status in OutboxStatus}
 
     def tool_call(self, tool: str, status: str) -> None:
-        # Only registered names become labels: a caller cannot grow the series without bound.
-        self.tool_calls.labels(tool if tool in self.known_tools else "unknown", status).inc()
+        """`tool` must be a registered tool's name (or "unknown"): labels must not grow without bound."""
+        self.tool_calls.labels(tool, status).inc()
 
     async def on_delivered(self, row: OutboxRow, outcome: DeliveryOutcome) -> None:
-        self.deliveries.labels(outcome.status).inc()
+        self._delivered[outcome.status].inc()
         if outcome.status in _ATTEMPTED:
             self.delivery_seconds.observe(outcome.elapsed_ms / 1000)
 
-    async def render(self, app: App) -> bytes:
-        async with app.store.transaction() as tx:
-            counts = await tx.outbox_counts()
-            pending = await tx.list_approvals("pending", _PENDING_CAP)
-        self.pending_approvals.set(len(pending))
-        for status in sorted({*OUTBOX_STATUSES, *counts}):
-            self.outbox_depth.labels(status).set(counts.get(status, 0))
+    def render(self, outbox_counts: Mapping[str, int], pending_approvals: int) -> bytes:
+        self.pending_approvals.set(pending_approvals)
+        for status in sorted({*OUTBOX_STATUSES, *outbox_counts}):
+            self.outbox_depth.labels(status).set(outbox_counts.get(status, 0))
         return generate_latest(self.registry)

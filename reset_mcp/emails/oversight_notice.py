@@ -1,0 +1,168 @@
+"""The overseer's notice about another email: what was sent or held, and the signed links to decide.
+
+It never carries the email's token or link. The policy does not gate it (it is the
+policy's own message to the overseer).
+
+Template variables: kind, kind_label, recipient, decision_key (held, sent, other),
+decision_label, summary, requested_by, approval_id, decide_by, approve_url, reject_url,
+fact_rows (label, value pairs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from reset_mcp.compose.cleaning import (
+    LABEL_LIMIT,
+    LONG_TEXT_LIMIT,
+    RECIPIENT_LIMIT,
+    clean_header_text,
+    clean_optional,
+    clean_url,
+    redact_urls,
+)
+from reset_mcp.compose.i18n import Formatter, TextTranslator
+from reset_mcp.compose.samples import SAMPLE_NOW
+from reset_mcp.emails.kind import EmailKind, RenderEnv, from_ts
+
+HELD, SENT = "held", "sent"  # what the notice says of the email it is about
+DECISIONS = (HELD, SENT)
+
+
+@dataclass(frozen=True, slots=True)
+class OversightNoticeData:
+    kind: str  # the email kind this notice is about
+    recipient: str
+    decision: str  # "sent" (monitored) or "held" (gated)
+    summary: str
+    requested_by: str
+    approval_id: str | None = None
+    approve_url: str | None = None  # signed single-use links (approval by email)
+    reject_url: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(slots=True)  # not frozen: built and dropped on every render, and freezing costs
+class Payload:
+    about_kind: str
+    about_recipient: str
+    decision: str
+    summary: str
+    requested_by: str
+    approval_id: str | None = None
+    expires_at: datetime | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "about_kind": self.about_kind,
+            "about_recipient": self.about_recipient,
+            "decision": self.decision,
+            "summary": self.summary,
+            "requested_by": self.requested_by,
+            "approval_id": self.approval_id,
+            "expires_at": self.expires_at.timestamp() if self.expires_at else None,
+        }
+
+
+class OversightNotice(EmailKind[Payload, OversightNoticeData]):
+    name = "oversight_notice"
+    label = "Oversight notice"
+    to_overseer = True
+    subject_keys: ClassVar[tuple[str, ...]] = ("notice_subject_held", "notice_subject_sent", "notice_subject_other")
+
+    def subject_key(self, data: OversightNoticeData) -> str:
+        decision = (data.decision or "").strip().lower()
+        return f"notice_subject_{decision if decision in DECISIONS else 'other'}"
+
+    def view(self, data: OversightNoticeData, fmt: Formatter, tt: TextTranslator) -> dict[str, Any]:
+        removed = tt("link_removed")
+        kind = clean_header_text(data.kind or "", 64)
+        kind_key = f"kind_{kind}"
+        kind_label = tt(kind_key) if kind_key in tt.catalog.strings else (kind or "?")
+        decision = clean_header_text(data.decision or "", 40).lower()
+        decision_key = decision if decision in DECISIONS else "other"
+        decision_label = tt(f"decision_{decision}") if decision in DECISIONS else (decision or "?")
+        recipient = clean_header_text(data.recipient or "", RECIPIENT_LIMIT)
+        requested_by = redact_urls(clean_header_text(data.requested_by or "", LABEL_LIMIT), removed)
+        approval_id = clean_optional(data.approval_id, 64)
+        decide_by = fmt.datetime_text(data.expires_at) if data.expires_at else None
+        rows = [
+            (tt("fact_kind"), kind_label),
+            (tt("fact_recipient"), recipient),
+            (tt("fact_decision"), decision_label),
+            (tt("fact_requested_by"), requested_by),
+        ]
+        if approval_id:
+            rows.append((tt("fact_approval_id"), approval_id))
+        if decide_by:
+            rows.append((tt("fact_decide_by"), decide_by))
+        return {
+            "name": None,
+            "kind": kind,
+            "kind_label": kind_label,
+            "recipient": recipient,
+            "decision_key": decision_key,
+            "decision_label": decision_label,
+            # The summary is free text: any link in it (a reset link above all) is removed.
+            "summary": redact_urls(clean_header_text(data.summary or "", LONG_TEXT_LIMIT), removed),
+            "requested_by": requested_by,
+            "approval_id": approval_id,
+            "decide_by": decide_by,
+            "approve_url": clean_url(data.approve_url, "approve_url"),
+            "reject_url": clean_url(data.reject_url, "reject_url"),
+            "fact_rows": rows,
+        }
+
+    def samples(self) -> tuple[OversightNoticeData, OversightNoticeData]:
+        full = OversightNoticeData(
+            kind="password_reset",
+            recipient="ada@example.com",
+            decision="held",
+            summary="Password reset email for ada@example.com, requested through the support agent.",
+            requested_by="agent support-bot (client ops-console)",
+            approval_id="apr_01J9SAMPLE",
+            approve_url="https://reset.example.com/approvals/apr_01J9SAMPLE/approve?sig=sample",
+            reject_url="https://reset.example.com/approvals/apr_01J9SAMPLE/reject?sig=sample",
+            expires_at=SAMPLE_NOW + timedelta(hours=24),
+        )
+        minimal = OversightNoticeData(
+            kind="password_reset",
+            recipient="ada@example.com",
+            decision="sent",
+            summary="Password reset email",
+            requested_by="agent support-bot",
+        )
+        return full, minimal
+
+    def load(self, payload: Mapping[str, Any]) -> Payload:
+        expires = payload.get("expires_at")
+        return Payload(
+            about_kind=str(payload["about_kind"]),
+            about_recipient=str(payload["about_recipient"]),
+            decision=str(payload["decision"]),
+            summary=str(payload["summary"]),
+            requested_by=str(payload["requested_by"]),
+            approval_id=payload.get("approval_id"),
+            expires_at=from_ts(float(expires)) if expires else None,
+        )
+
+    def data(self, env: RenderEnv, payload: Payload, token: str | None, now: datetime) -> OversightNoticeData:
+        links: dict[str, str] = {}
+        if env.approval_links is not None and payload.approval_id and payload.expires_at:
+            links = env.approval_links(payload.approval_id, payload.expires_at)
+        return OversightNoticeData(
+            kind=payload.about_kind,
+            recipient=payload.about_recipient,
+            decision=payload.decision,
+            summary=payload.summary,
+            requested_by=payload.requested_by,
+            approval_id=payload.approval_id,
+            expires_at=payload.expires_at,
+            **links,
+        )
+
+
+KIND = OversightNotice()

@@ -1,0 +1,98 @@
+"""The security alert to an account's owner: why, and the recent reset attempts.
+
+Template variables: reason, attempts (list of request: time, ip, device, location),
+more_attempts, details, name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from reset_mcp.compose import RequestContext
+from reset_mcp.compose.cleaning import LONG_TEXT_LIMIT, REASON_LIMIT, clean_header_text, redact_urls
+from reset_mcp.compose.i18n import Formatter, TextTranslator
+from reset_mcp.compose.samples import sample_attempt
+from reset_mcp.compose.views import person_name, request_view
+from reset_mcp.emails.kind import EmailKind, RenderEnv, dump_context, load_context
+
+MAX_ATTEMPTS_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityAlertData:
+    reason: str
+    attempts: Sequence[RequestContext] = field(default_factory=tuple)
+    to_name: str | None = None
+    details: str | None = None
+
+
+@dataclass(slots=True)  # not frozen: built and dropped on every render, and freezing costs
+class Payload:
+    reason: str
+    details: str | None = None
+    attempts: tuple[RequestContext, ...] = ()
+    locale: str | None = None
+    timezone: str | None = None
+    to_name: str | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "details": self.details,
+            "attempts": [dump_context(a) for a in self.attempts],
+            "locale": self.locale,
+            "timezone": self.timezone,
+            "to_name": self.to_name,
+        }
+
+
+class SecurityAlert(EmailKind[Payload, SecurityAlertData]):
+    name = "security_alert"
+    label = "Security alert"
+    subject_keys: ClassVar[tuple[str, ...]] = ("alert_subject",)
+
+    def view(self, data: SecurityAlertData, fmt: Formatter, tt: TextTranslator) -> dict[str, Any]:
+        attempts = list(data.attempts)
+        removed = tt("link_removed")
+        return {
+            "name": person_name(data.to_name),
+            "reason": redact_urls(clean_header_text(data.reason or "", REASON_LIMIT), removed),
+            "attempts": [request_view(a, fmt, tt) for a in attempts[:MAX_ATTEMPTS_SHOWN]],
+            "more_attempts": max(len(attempts) - MAX_ATTEMPTS_SHOWN, 0),
+            "details": redact_urls(clean_header_text(data.details or "", LONG_TEXT_LIMIT), removed) or None,
+        }
+
+    def samples(self) -> tuple[SecurityAlertData, SecurityAlertData]:
+        full = SecurityAlertData(
+            reason="Several password reset requests from new places in a short time",
+            attempts=(
+                sample_attempt(3, "203.0.113.42", "Chrome 131 on Windows 10", "Berlin, Germany"),
+                sample_attempt(9, "198.51.100.7", "Firefox 133 on Ubuntu", "Lagos, Nigeria"),
+                sample_attempt(14, "192.0.2.15", "Safari 18 on iOS 18", "unknown"),
+            ),
+            to_name="Ada Lovelace",
+            details="Further requests from these addresses are slowed down for one hour.",
+        )
+        return full, SecurityAlertData(reason="Repeated password reset requests")
+
+    def load(self, payload: Mapping[str, Any]) -> Payload:
+        attempts = (load_context(a) for a in payload.get("attempts") or ())
+        return Payload(
+            reason=str(payload["reason"]),
+            details=payload.get("details"),
+            attempts=tuple(a for a in attempts if a is not None),
+            locale=payload.get("locale"),
+            timezone=payload.get("timezone"),
+            to_name=payload.get("to_name"),
+        )
+
+    def data(self, env: RenderEnv, payload: Payload, token: str | None, now: datetime) -> SecurityAlertData:
+        return SecurityAlertData(
+            reason=payload.reason, attempts=payload.attempts, to_name=payload.to_name, details=payload.details
+        )
+
+
+KIND = SecurityAlert()
