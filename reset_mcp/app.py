@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,29 @@ def load_or_create_secret(settings: Settings) -> str:
     return secret
 
 
+def ensure_data_dir(settings: Settings) -> None:
+    """Create the data folder (and the outbox folder the embedded default writes to) and prove
+    each writable, or raise one ConfigError line naming the folder and its variable.
+
+    Creating a file is the test that cannot be wrong: a permission check misses what only
+    the write meets (root squashed on NFS, SELinux, an exhausted inode table)."""
+    folders = [(Path(settings.data_dir), "RESET_MCP_DATA_DIR")]
+    if settings.email_backend == "outbox":
+        folders.append(
+            (settings.effective_outbox_dir, "RESET_MCP_OUTBOX_DIR" if settings.outbox_dir else "RESET_MCP_DATA_DIR")
+        )
+    for folder, variable in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"cannot write to the folder {folder} ({reason}); set {variable} to a folder you can write"
+            ) from None
+
+
 def branding(settings: Settings) -> Branding:
     return Branding(
         product_name=settings.product_name,
@@ -126,7 +150,7 @@ async def build_app(
     (a few microseconds a delivery, so only where it is served); `observers`: told of
     every delivery outcome, after the metrics."""
     clock = clock or SystemClock()
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at start
+    ensure_data_dir(settings)  # once, at start
     secret = load_or_create_secret(settings)
     registry = EmailKinds(kinds)
     policy = load_policy(settings.oversight_mode, settings.policy_file, registry.gated)

@@ -7,6 +7,7 @@ never at the first send.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -22,6 +23,18 @@ EmailBackendName = Literal["outbox", "smtp", "memory", "resend", "postmark", "se
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MIN_SECRET_BYTES = 32
 MAX_HTTP_WORKERS = 64  # `serve --workers` and RESET_MCP_HTTP_WORKERS
+APP_NAME = "reset-mcp"
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data folder (~/.local/share/reset-mcp on Linux, honouring XDG_DATA_HOME).
+
+    Not a folder relative to the working directory: desktop hosts and uvx start servers in
+    `/` or a temporary folder, and `keys create` run in a shell must find what `serve` uses.
+    """
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -29,7 +42,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RESET_MCP_", extra="ignore", frozen=True)
 
-    data_dir: Path = Field(Path(".reset-mcp"), description="Where the SQLite file, outbox and key live.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the SQLite file, outbox and key live (default: the platform's user data folder).",
+    )
     secret: SecretStr | None = Field(None, description="Signing key (32+ bytes); generated if unset.")
     secret_fallbacks: SecretStr | None = Field(
         None, description="Older signing keys, comma separated, still accepted on verify."
@@ -99,6 +115,16 @@ class Settings(BaseSettings):
         1, ge=1, le=MAX_HTTP_WORKERS, description="HTTP worker processes on one port (more than one implies stateless)."
     )
     public_url: str | None = Field(None, description="Base URL of this server, for links to /admin.")
+    oauth_issuer: str | None = Field(
+        None,
+        description="OAuth 2.1 authorization server (issuer URL) whose JWT access tokens are accepted beside API keys.",
+    )
+    oauth_audience: str | None = Field(
+        None, description="The audience (RFC 8707 resource) an access token must name (default: the public MCP URL)."
+    )
+    oauth_jwks_cache_seconds: float = Field(
+        300.0, ge=0, le=86400, description="How long the issuer's keys are kept before they are fetched again."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("token_ttl_minutes")
@@ -116,6 +142,26 @@ class Settings(BaseSettings):
         if value.count("{token}") != 1:
             raise ValueError("must contain {token} exactly once")
         parts = urlsplit(value.replace("{token}", "t"))
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
+            return value
+        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+
+    @field_validator("data_dir", "outbox_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Resolved once, at start: every message names the folder that is really used.
+        return None if value is None else Path(os.path.abspath(value.expanduser()))
+
+    @field_validator("oauth_issuer", "oauth_audience")
+    @classmethod
+    def _oauth_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.query or parts.fragment:
+            raise ValueError("must be a URL without a query or fragment")
         if parts.scheme == "https" and parts.hostname:
             return value
         if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
@@ -172,6 +218,11 @@ class Settings(BaseSettings):
             webhook_bearer=self.webhook_bearer,
             postmark_message_stream=self.postmark_message_stream,
         )
+
+    @property
+    def effective_oauth_audience(self) -> str:
+        """The resource an OAuth access token must be issued for: this server's MCP URL."""
+        return self.oauth_audience or self.public_base_url + "/mcp"
 
     @property
     def effective_smtp_port(self) -> int:
