@@ -258,3 +258,33 @@ def test_the_issuer_metadata_is_json_a_client_can_read(issuer: Issuer) -> None:
     document = httpx.get(f"{issuer.url}/.well-known/oauth-authorization-server").json()
     assert document["issuer"] == issuer.url and document["jwks_uri"].endswith("/jwks")
     assert json.dumps(httpx.get(document["jwks_uri"]).json()["keys"][0]).count('"kid"') == 1
+
+
+async def test_concurrent_first_tokens_share_one_fetch(issuer: Issuer) -> None:
+    import anyio
+
+    verifier = verifier_for(issuer)
+    results: list[AccessToken | None] = []
+
+    async def one() -> None:
+        results.append(await verifier.verify(issuer.mint()))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(one)
+    assert len(results) == 20 and all(r is not None for r in results)
+    assert issuer.hits == {"oauth-authorization-server": 1, "jwks": 1}
+
+
+def test_oauth_settings_are_checked_at_start() -> None:
+    from reset_mcp.config import load_settings
+    from reset_mcp.errors import ConfigError
+
+    settings = load_settings(oauth_issuer="https://idp.example.com", public_url="https://reset.example.com/")
+    assert settings.effective_oauth_audience == "https://reset.example.com/mcp"
+    assert load_settings(http_host="::1", http_port=9000).effective_oauth_audience == "http://[::1]:9000/mcp"
+    for bad in ("http://idp.example.com", "https://idp.example.com/?tenant=1", "idp.example.com"):
+        with pytest.raises(ConfigError, match="RESET_MCP_OAUTH_ISSUER"):
+            load_settings(oauth_issuer=bad)
+    with pytest.raises(ConfigError, match="RESET_MCP_OAUTH_JWKS_CACHE_SECONDS"):
+        load_settings(oauth_jwks_cache_seconds=-1)
