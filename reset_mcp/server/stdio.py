@@ -79,10 +79,7 @@ def _is_stream(fd: int) -> bool:
 @contextmanager
 def claimed_stdin() -> Iterator[int]:
     """A private duplicate of fd 0 to read the protocol from; fd 0 itself reads /dev/null meanwhile."""
-    if sys.platform == "win32":  # no F_DUPFD_CLOEXEC; the SDK's thread reader serves there
-        yield 0
-        return
-    import fcntl
+    import fcntl  # POSIX only; run_stdio does not come here on Windows
 
     private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -99,6 +96,9 @@ def claimed_stdin() -> Iterator[int]:
 
 async def run_stdio(server: MCPServer) -> None:
     """What `MCPServer.run_stdio_async` does, with stdin read by `StdinLines`."""
+    if sys.platform == "win32":  # console handles are not pollable; the SDK's own transport serves
+        await server.run_stdio_async()
+        return
     # mcp 2.3 has no public handle on the low-level server; run_stdio_async uses this one.
     lowlevel = server._lowlevel_server
     with claimed_stdin() as fd:
