@@ -19,8 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from mcp.server.auth.provider import AccessToken
 
-from reset_mcp.server.oauth import JwtVerifier, KeysThenOAuth, our_scopes, principal_of
-from reset_mcp.server.oauth_keys import IssuerKeys, metadata_urls
+from reset_mcp.server.http.oauth import JwtVerifier, KeysThenOAuth, our_scopes
+from reset_mcp.server.http.oauth_keys import IssuerKeys, metadata_urls
+from reset_mcp.server.mcp.caller import principal_of
 from tests.httpserver import free_port
 from tests.oauth_issuer import Issuer, ec_key, rsa_key, running_issuer
 

@@ -1,10 +1,7 @@
 """OAuth through a real streamable-HTTP server: what an OAuth client discovers, and what it may do.
 
-The server is today's `build_http_app` with the wiring of reset_mcp.server.oauth_wiring
-put in by patching two names (`build_server` gets `mcp_auth(...)`'s verifier and
-AuthSettings; `build_routes` gets its metadata routes first). That is exactly the change
-http.py needs (see /work/notes/i23-status.md); once made, `wired` goes and these tests
-run on the server as it is.
+The server is `build_http_app` as `serve` runs it (server/http/oauth_wiring.py's
+`mcp_auth` wired in), behind a real uvicorn on loopback.
 
 Discovery is walked with the SDK client's own helpers (mcp.client.auth.utils), as an
 OAuth client such as the Inspector walks it.
@@ -15,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -30,8 +26,6 @@ from mcp.client.auth.utils import (
 )
 
 from reset_mcp.config import Settings, load_settings
-from reset_mcp.server import http
-from reset_mcp.server.oauth_wiring import mcp_auth
 from tests.conftest import SECRET, reset_args
 from tests.httpserver import RunningServer, mcp_client, running_server
 from tests.oauth_issuer import Issuer, running_issuer
@@ -59,41 +53,13 @@ def make_settings(data_dir: Path, **over: Any) -> Settings:
 
 
 @pytest.fixture
-def wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Today's build_http_app with mcp_auth() in place of its KeyVerifier + AuthSettings."""
-    real_build_server, real_build_routes = http.build_server, http.build_routes
-    made: dict[str, Any] = {}
-
-    def build_server(lend_app: Any, *, token_verifier: Any, auth: Any, **kwargs: Any) -> Any:
-        # build_http_app was handed the settings (with the test's port) and put their base
-        # URL into auth.resource_server_url; that and the settings it read give mcp_auth's input.
-        url = urlsplit(str(auth.resource_server_url))
-        settings = made["settings"].model_copy(update={"http_port": url.port})
-        made["auth"] = wiring = mcp_auth(settings, token_verifier, url.path)
-        return real_build_server(lend_app, token_verifier=wiring.verifier, auth=wiring.settings, **kwargs)
-
-    def build_routes(*args: Any, **kwargs: Any) -> Any:
-        return [*made["auth"].routes, *real_build_routes(*args, **kwargs)]
-
-    real_transport_security = http.transport_security
-
-    def transport_security(settings: Settings) -> Any:
-        made["settings"] = settings
-        return real_transport_security(settings)
-
-    monkeypatch.setattr(http, "build_server", build_server)
-    monkeypatch.setattr(http, "build_routes", build_routes)
-    monkeypatch.setattr(http, "transport_security", transport_security)
-
-
-@pytest.fixture
 def issuer() -> Iterator[Issuer]:
     with running_issuer() as running:
         yield running
 
 
 @pytest.fixture
-def oauth_server(wired: None, issuer: Issuer, tmp_path: Path) -> Iterator[RunningServer]:
+def oauth_server(issuer: Issuer, tmp_path: Path) -> Iterator[RunningServer]:
     settings = make_settings(tmp_path / "data", oauth_issuer=issuer.url)
     with running_server(settings, {"agent": ["send"]}) as server:
         issuer.audience = f"{server.url}/mcp"
@@ -101,7 +67,7 @@ def oauth_server(wired: None, issuer: Issuer, tmp_path: Path) -> Iterator[Runnin
 
 
 @pytest.fixture
-def keys_only_server(wired: None, tmp_path: Path) -> Iterator[RunningServer]:
+def keys_only_server(tmp_path: Path) -> Iterator[RunningServer]:
     with running_server(make_settings(tmp_path / "data"), {"agent": ["send"]}) as server:
         yield server
 
@@ -197,3 +163,47 @@ async def test_bad_access_tokens_are_401(oauth_server: RunningServer, issuer: Is
             f"{oauth_server.url}/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": f"Bearer {issuer.mint()}"}
         )
         assert good.status_code == 200
+
+
+@pytest.fixture
+def gated_oauth_server(issuer: Issuer, tmp_path: Path) -> Iterator[RunningServer]:
+    settings = make_settings(tmp_path / "data", oauth_issuer=issuer.url, oversight_mode="gated")
+    with running_server(settings, {"admin": ["approve"]}) as server:
+        issuer.audience = f"{server.url}/mcp"
+        yield server
+
+
+async def test_rest_takes_access_tokens_by_their_scopes_and_the_four_eyes_rule_holds(
+    gated_oauth_server: RunningServer, issuer: Issuer
+) -> None:
+    server = gated_oauth_server
+    alice = issuer.mint(sub="alice", scope="reset:send reset:approve")
+    async with mcp_client(server.url, alice) as agent:
+        held = (await agent.call_tool("request_password_reset", reset_args(email="o@example.com"))).structured_content
+    assert held["status"] == "pending_approval"
+    base = f"{server.url}/v1/approvals"
+    async with httpx2.AsyncClient() as client:
+
+        def bearer(token: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        listed = (await client.get(base, headers=bearer(alice))).json()
+        assert [a["requested_by"] for a in listed["approvals"]] == ["oauth:alice"]
+        # The same person through another client (another client_id) is still the requester.
+        again = issuer.mint(sub="alice", client_id="other-client", scope="reset:approve")
+        refused = await client.post(f"{base}/{held['approval_id']}/approve", headers=bearer(again))
+        assert refused.status_code == 403 and "credentials" in refused.json()["error"]
+        no_scope = await client.get(base, headers=bearer(issuer.mint(sub="bob", scope="reset:send")))
+        assert no_scope.status_code == 403
+        assert no_scope.json()["error"] == "this access token lacks the 'approve' scope"
+        wrong = await client.get(base, headers=bearer(issuer.mint(aud="https://other.example.com/mcp")))
+        assert wrong.status_code == 401
+        bob = issuer.mint(sub="bob", scope="reset:approve")
+        approved = await client.post(f"{base}/{held['approval_id']}/approve", headers=bearer(bob))
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        verify = await client.post(
+            f"{server.url}/v1/tokens/verify", json={"token": "x"}, headers=bearer(issuer.mint(scope="reset:redeem"))
+        )
+        assert verify.status_code == 200 and verify.json()["valid"] is False
+        keyed = await client.get(base, headers=server.auth("admin"))
+        assert keyed.status_code == 200

@@ -6,6 +6,7 @@ are the Settings', its remote is our streamable-HTTP endpoint behind a secret be
 
 from __future__ import annotations
 
+import enum
 import json
 import typing
 from pathlib import Path
@@ -34,6 +35,13 @@ def _field(variable: dict[str, Any]) -> str:
     return field
 
 
+def _choices(annotation: Any) -> list[str]:
+    """A Literal's values, or an enum's (the vocabulary's StrEnums)."""
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [member.value for member in annotation]
+    return list(typing.get_args(annotation))
+
+
 def test_the_manifest_is_valid() -> None:
     jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(MANIFEST)
 
@@ -45,7 +53,7 @@ def test_required_defaults_and_choices_are_the_settings() -> None:
         if "default" in variable:
             assert variable["default"] == str(info.get_default(call_default_factory=True)), variable["name"]
         if "choices" in variable:
-            assert variable["choices"] == list(typing.get_args(info.annotation)), variable["name"]
+            assert variable["choices"] == _choices(info.annotation), variable["name"]
 
 
 def test_secrets_are_marked_secret() -> None:

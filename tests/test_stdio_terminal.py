@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,12 @@ from reset_mcp.server.stdio import WAITING
 from tests.conftest import SECRET, reset_args
 
 REPO = Path(__file__).resolve().parent.parent
+SERVE = ["-m", "reset_mcp", "serve"]
+# The same command where uvloop cannot be imported (as on Windows): plain asyncio.
+SERVE_WITHOUT_UVLOOP = [
+    "-c",
+    "import sys; sys.modules['uvloop'] = None; from reset_mcp.cli.main import main; sys.exit(main(['serve']))",
+]
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminals")
 
 
@@ -89,7 +96,7 @@ def terminal(tmp_path: Path):  # type: ignore[no-untyped-def]
     opened: list[Terminal] = []
 
     def start(*args: str) -> Terminal:
-        term = Terminal(["-m", "tests.stdio_child", *args], child_env(tmp_path / "data"))
+        term = Terminal([*args], child_env(tmp_path / "data"))
         opened.append(term)
         return term
 
@@ -100,7 +107,7 @@ def terminal(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_ctrl_c_stops_serve_in_a_terminal(terminal, loop: str) -> None:  # type: ignore[no-untyped-def]
-    term = terminal("ours", loop)
+    term = terminal(*(SERVE if loop == "uvloop" else SERVE_WITHOUT_UVLOOP))
     assert term.read_until(WAITING, 30), term.output.decode(errors="replace")
     term.type(b"\x03")
     started = time.monotonic()
@@ -111,14 +118,14 @@ def test_ctrl_c_stops_serve_in_a_terminal(terminal, loop: str) -> None:  # type:
 
 
 def test_end_of_file_in_a_terminal_stops_serve(terminal) -> None:  # type: ignore[no-untyped-def]
-    term = terminal("ours")
+    term = terminal(*SERVE)
     assert term.read_until(WAITING, 30)
     term.type(b"\x04")  # Ctrl-D at the start of a line: end of file
     assert term.exited_within(10) and term.status == 0, term.output.decode(errors="replace")[-800:]
 
 
 def test_the_sdk_transport_alone_waits_for_enter_after_ctrl_c(terminal) -> None:  # type: ignore[no-untyped-def]
-    term = terminal("sdk")
+    term = terminal("-m", "tests.stdio_child")
     assert term.read_until("oversight autonomous", 30), term.output.decode(errors="replace")
     assert WAITING.encode() not in term.output
     term.type(b"\x03")
@@ -128,10 +135,8 @@ def test_the_sdk_transport_alone_waits_for_enter_after_ctrl_c(terminal) -> None:
     assert term.exited_within(10)
 
 
-def _params(tmp_path: Path, stdin_wiring: str = "ours") -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "tests.stdio_child", stdin_wiring], cwd=str(REPO), env=child_env(tmp_path)
-    )
+def _params(tmp_path: Path) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=SERVE, cwd=str(REPO), env=child_env(tmp_path))
 
 
 async def test_a_client_on_pipes_still_works(tmp_path: Path) -> None:
@@ -161,7 +166,7 @@ def test_many_messages_in_one_write_and_a_split_line_are_framed(tmp_path: Path) 
     lines += [{"jsonrpc": "2.0", "id": i, "method": "tools/list"} for i in range(2, 6)]
     payload = "".join(json.dumps(m) + "\n" for m in lines).encode()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.stdio_child", "ours"],
+        [sys.executable, *SERVE],
         cwd=REPO,
         env=child_env(tmp_path / "data"),
         stdin=subprocess.PIPE,
@@ -190,7 +195,7 @@ def test_stdin_from_dev_null_ends_at_once(tmp_path: Path) -> None:
     # /dev/null is a character device epoll refuses (EPERM): the thread fallback reads it.
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "tests.stdio_child", "ours"],
+        [sys.executable, *SERVE],
         cwd=REPO,
         env=child_env(tmp_path / "data"),
         stdin=subprocess.DEVNULL,
@@ -202,23 +207,28 @@ def test_stdin_from_dev_null_ends_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
-def test_a_start_up_error_is_one_line_not_an_exception_group(tmp_path: Path) -> None:
-    import subprocess
+def _serve_failing(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *SERVE], cwd=REPO, env=env, stdin=subprocess.PIPE, capture_output=True, text=True, timeout=60
+    )
 
+
+def test_an_unwritable_data_dir_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    env = {**child_env(tmp_path), "RESET_MCP_DATA_DIR": str(blocker / "data")}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.stdio_child", "ours"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.PIPE,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _serve_failing({**child_env(tmp_path), "RESET_MCP_DATA_DIR": str(blocker / "data")})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"reset-mcp: cannot write to the folder {blocker / 'data'} (Not a directory); "
         "set RESET_MCP_DATA_DIR to a folder you can write"
     ]
+
+
+def test_an_error_inside_the_app_start_is_one_line_not_an_exception_group(tmp_path: Path) -> None:
+    # Raised by build_app inside the MCP server's lifespan, inside the transport's task groups.
+    missing = tmp_path / "no-such-policy.toml"
+    done = _serve_failing({**child_env(tmp_path / "data"), "RESET_MCP_POLICY_FILE": str(missing)})
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reset-mcp: ") and str(missing) in lines[0], done.stderr
+    assert "ExceptionGroup" not in done.stderr and "Traceback" not in done.stderr

@@ -18,13 +18,14 @@ from typing import Any, Literal
 import anyio
 import uvicorn
 
-from reset_mcp.app import app_with_jobs
+from reset_mcp.app import app_with_jobs, ensure_data_dir
 from reset_mcp.config import Settings
 from reset_mcp.errors import ConfigError
 from reset_mcp.flows.keys import count_active_keys
 from reset_mcp.server.http.app import build_http_app, is_loopback
 from reset_mcp.server.http.workers import serve_workers
 from reset_mcp.server.mcp.server import build_server
+from reset_mcp.server.stdio import announce_when_started, serve_stdio
 from reset_mcp.store import open_store
 
 log = logging.getLogger("reset_mcp")
@@ -45,8 +46,9 @@ def loop_options() -> dict[str, bool]:
 def serve(settings: Settings, transport: Transport = "stdio") -> int:
     """Run the server until it is stopped; the process's exit code."""
     if transport == "stdio":
-        server = build_server(lambda: app_with_jobs(settings, freeze_heap=True))
-        anyio.run(server.run_stdio_async, backend_options=loop_options())
+        ensure_data_dir(settings)  # a one-line ConfigError before any transport starts
+        server = build_server(announce_when_started(lambda: app_with_jobs(settings, freeze_heap=True)))
+        serve_stdio(server, loop_options())
         return 0
     return _serve_http(settings, transport)
 
@@ -77,6 +79,7 @@ def _serve_http(settings: Settings, transport: Literal["streamable-http", "sse"]
             log.info("%d workers: streamable HTTP runs stateless", settings.http_workers)
             settings = settings.model_copy(update={"stateless_http": True})
     try:
+        ensure_data_dir(settings)  # before the store opens it: a one-line error naming the folder
         # Built here with workers too: building checks the bind (ConfigError).
         asgi = build_http_app(settings, transport=transport, freeze_heap=True)
         keys = anyio.run(_active_keys, settings)

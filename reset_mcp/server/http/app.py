@@ -23,7 +23,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,7 +36,8 @@ from reset_mcp.config import Settings
 from reset_mcp.errors import ConfigError, ResetMCPError, refusal
 from reset_mcp.server.admin.session import redact_access_log
 from reset_mcp.server.admin.site import AdminSite
-from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyVerifier
+from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyAuth, KeyVerifier
+from reset_mcp.server.http.oauth_wiring import mcp_auth
 from reset_mcp.server.http.rest import build_routes
 from reset_mcp.server.mcp.server import build_server
 
@@ -121,15 +121,13 @@ def build_http_app(
         yield holder.get()
 
     mcp_path = "/sse" if transport == "sse" else "/mcp"
+    # Keys only, or keys plus an OAuth issuer's access tokens: one verifier for MCP and REST.
+    auth = mcp_auth(settings, KeyVerifier(holder), mcp_path)
     server = build_server(
         lend_app,
         count_calls=lambda: holder.get().metrics,  # None: an embedding app's factory asked for none
-        token_verifier=KeyVerifier(holder),
-        auth=AuthSettings(
-            issuer_url=base,  # type: ignore[arg-type]
-            resource_server_url=base + mcp_path,  # type: ignore[arg-type]
-            validate_token_resource=False,  # our keys are not audience-bound; the verifier checks them
-        ),
+        token_verifier=auth.verifier,
+        auth=auth.settings,
     )
     session_manager: Any = None
     if transport == "sse":
@@ -154,6 +152,7 @@ def build_http_app(
                         yield
                 finally:
                     await app.dispatcher.wait_idle()  # before the job runner stops
+                    await auth.aclose()  # the issuer's HTTP client, if any
 
     async def problem(request: Request, exc: Exception) -> Response:
         """The one place a route's error becomes an answer: a page under /admin, JSON elsewhere."""
@@ -167,9 +166,10 @@ def build_http_app(
             return admin.problem_page(request, status, message, headers)
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
-    routes = build_routes(holder, metrics_need_key=not is_loopback(settings.http_host))
+    routes = build_routes(holder, KeyAuth(auth.verifier), metrics_need_key=not is_loopback(settings.http_host))
     return Starlette(
-        routes=[*routes, *admin.routes(), Mount("/", app=mcp_app)],
+        # The RFC 9728 metadata first: it wins over the SDK's own copy inside the MCP app.
+        routes=[*auth.routes, *routes, *admin.routes(), Mount("/", app=mcp_app)],
         middleware=[Middleware(HostCheck, security=security)],
         exception_handlers={HTTPProblem: problem, ResetMCPError: problem},
         lifespan=lifespan,

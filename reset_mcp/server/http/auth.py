@@ -1,10 +1,11 @@
-"""Who may do what over HTTP: bearer API keys and their scopes.
+"""Who may do what over HTTP: bearer API keys (and OAuth access tokens) and their scopes.
 
-MCP requests are authenticated by the SDK (`token_verifier=` + `AuthSettings`): no key
-or a wrong key is answered 401 with `WWW-Authenticate` before any MCP message is read;
-each tool then checks its own scope (`server/mcp/caller.py`). REST routes use `KeyAuth`
-below: the same keys, the same `key:<id>` caller identity, so an approval requested over
-MCP cannot be decided over REST with the same key.
+MCP requests are authenticated by the SDK (`token_verifier=` + `AuthSettings`, built by
+oauth_wiring.mcp_auth): no key or a wrong key is answered 401 with `WWW-Authenticate`
+before any MCP message is read; each tool then checks its own scope
+(`server/mcp/caller.py`). REST routes use `KeyAuth` below with the same verifier: the same
+credentials, the same caller identity (`key:<id>`, `oauth:<sub>`), so an approval
+requested over MCP cannot be decided over REST with the same credentials.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.requests import Request
 
 from reset_mcp.app import App
 from reset_mcp.deps import Caller
+from reset_mcp.server.mcp.caller import credentials_of, principal_of
 from reset_mcp.store.records import ApiKeyRecord
 
 
@@ -70,28 +72,30 @@ class HTTPProblem(Exception):
 
 
 class KeyAuth:
-    """REST authentication: `Authorization: Bearer rmcp_...`, then the scope the route needs."""
+    """REST authentication: `Authorization: Bearer <API key or OAuth access token>`, then the
+    scope the route needs. `verifier` is the MCP endpoint's own (oauth_wiring.mcp_auth), so
+    both accept the same credentials and name the same caller."""
 
-    def __init__(self, holder: AppHolder) -> None:
-        self.holder = holder
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
 
     async def caller(self, request: Request, scope: str | None) -> Caller:
-        """The caller, or HTTPProblem 401 (no or wrong key) / 403 (scope missing, named)."""
+        """The caller, or HTTPProblem 401 (no or wrong credentials) / 403 (scope missing, named)."""
         header = request.headers.get("authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise HTTPProblem(401, "an API key is required", {"WWW-Authenticate": 'Bearer realm="reset-mcp"'})
-        record = await authenticate(self.holder, presented.strip())
-        if record is None:
+        token = await self.verifier.verify_token(presented.strip())
+        if token is None:
             raise HTTPProblem(
                 401,
                 "invalid or revoked API key",
                 {"WWW-Authenticate": 'Bearer realm="reset-mcp", error="invalid_token"'},
             )
-        if scope is not None and scope not in record.scopes:
+        if scope is not None and scope not in token.scopes:
             raise HTTPProblem(
                 403,
-                f"this API key lacks the '{scope}' scope",
+                f"{credentials_of(token)} lacks the '{scope}' scope",
                 {"WWW-Authenticate": f'Bearer realm="reset-mcp", error="insufficient_scope", scope="{scope}"'},
             )
-        return Caller(f"key:{record.id}", frozenset(record.scopes))
+        return Caller(principal_of(token), frozenset(token.scopes))

@@ -66,8 +66,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool, limit: int) -> str
 Handler = Callable[[Request, Caller], Awaitable[Response]]
 
 
-def build_routes(holder: AppHolder, *, metrics_need_key: bool) -> list[Route]:
-    auth = KeyAuth(holder)
+def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) -> list[Route]:
     # Keyed by the end user's IP when the app passes it ("ip"), else by the connection's
     # peer: an app backend relaying many users must not lock them all out together.
     throttle = ClientThrottle()

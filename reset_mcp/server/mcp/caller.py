@@ -1,10 +1,11 @@
-"""Who is calling a tool: the stdio user, or the holder of an HTTP API key."""
+"""Who is calling a tool: the stdio user, or the holder of an HTTP API key or OAuth token."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -29,5 +30,22 @@ def caller_of(ctx: Context[Any], needs: str) -> Caller:
         return Caller(STDIO_CALLER.id, STDIO_CALLER.scopes, can_elicit)
     scopes = frozenset(token.scopes)
     if needs not in scopes:
-        raise ToolError(f"this API key lacks the '{needs}' scope")
-    return Caller(f"key:{token.client_id}", scopes, can_elicit)
+        raise ToolError(f"{credentials_of(token)} lacks the '{needs}' scope")
+    return Caller(principal_of(token), scopes, can_elicit)
+
+
+def principal_of(token: AccessToken) -> str:
+    """Who holds the token, as the audit log and the four-eyes rule name callers.
+
+    A key is `key:<id>`; an OAuth access token (server/http/oauth.py puts its `iss` in
+    `claims`) is `oauth:<sub>` (one issuer, so `sub` is unique), whichever client presents
+    it: the same person cannot approve through a second client what they requested
+    through the first."""
+    if token.claims and "iss" in token.claims and token.subject:
+        return f"oauth:{token.subject}"
+    return f"key:{token.client_id}"
+
+
+def credentials_of(token: AccessToken) -> str:
+    """What the caller presented, in words: "this API key" or "this access token" (OAuth)."""
+    return "this API key" if principal_of(token).startswith("key:") else "this access token"

@@ -27,7 +27,7 @@ import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from reset_mcp.keys import PREFIX as KEY_PREFIX
-from reset_mcp.server.oauth_keys import IssuerError, IssuerKeys
+from reset_mcp.server.http.oauth_keys import IssuerError, IssuerKeys
 
 log = logging.getLogger("reset_mcp.oauth")
 
@@ -147,14 +147,3 @@ class KeysThenOAuth(TokenVerifier):
         if self.oauth is None:
             return None
         return await self.oauth.verify(token)
-
-
-def principal_of(token: AccessToken) -> str:
-    """Who holds the token, as the audit log and the four-eyes rule name callers.
-
-    A key is `key:<id>`; an OAuth token is `oauth:<sub>` (one issuer, so `sub` is unique),
-    whichever client presents it: the same person cannot approve through a second client
-    what they requested through the first."""
-    if token.claims and "iss" in token.claims and token.subject:
-        return f"oauth:{token.subject}"
-    return f"key:{token.client_id}"

@@ -27,8 +27,8 @@ from mcp.server.auth.settings import AuthSettings
 from starlette.routing import Route
 
 from reset_mcp.config import Settings
-from reset_mcp.server.oauth import SCOPE_MAP, JwtVerifier, KeysThenOAuth
-from reset_mcp.server.oauth_keys import IssuerKeys
+from reset_mcp.server.http.oauth import SCOPE_MAP, JwtVerifier, KeysThenOAuth
+from reset_mcp.server.http.oauth_keys import IssuerKeys
 
 
 @dataclass
