@@ -10,6 +10,7 @@ from reset_mcp import __version__
 from reset_mcp.app import App
 from reset_mcp.metrics import Metrics
 from reset_mcp.server.mcp import tools_contacts, tools_reset, tools_views
+from reset_mcp.server.mcp.arguments import ArgumentErrors
 from reset_mcp.server.mcp.errors import Tools
 from reset_mcp.server.mcp.scopes import ScopedTools
 
@@ -39,7 +40,7 @@ def build_server(
     names: set[str] = set()  # filled below, before any call can arrive
     if count_calls is not None:
         middleware.append(ScopedTools(names, count_calls))
-    server: MCPServer[App] = MCPServer(
+    server: MCPServer[App] = ArgumentErrors(
         "reset-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,

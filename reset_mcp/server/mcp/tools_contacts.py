@@ -7,12 +7,13 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from reset_mcp.models import AbuseResult, AlertResult, ContactSummary, EventRecorded
+from reset_mcp.server.mcp.arguments import AccountId
 from reset_mcp.server.mcp.caller import app_of, caller_of
 from reset_mcp.server.mcp.errors import Tools, tool_errors
 from reset_mcp.vocab import Scope
 
 OptEmail = Annotated[str | None, Field(description="Account email.", max_length=320)]
-OptUser = Annotated[str | None, Field(description="Account id.", max_length=200)]
+OptUser = Annotated[AccountId | None, Field(description="Account id.", max_length=200)]
 Scalar = str | int | float | bool | None
 
 

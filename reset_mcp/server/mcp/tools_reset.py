@@ -8,6 +8,7 @@ from pydantic import Field
 
 from reset_mcp.flows.reset import ResetInput
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
+from reset_mcp.server.mcp.arguments import AccountId
 from reset_mcp.server.mcp.caller import app_of, caller_of
 from reset_mcp.server.mcp.confirm import confirmation_param, to_confirmation
 from reset_mcp.server.mcp.errors import Tools, tool_errors
@@ -28,7 +29,7 @@ def register(tool: Tools) -> None:
     )
     async def request_password_reset(
         email: Email,
-        user_id: Annotated[str, Field(description="Your app's id for the account.", max_length=200)],
+        user_id: Annotated[AccountId, Field(description="Your app's id for the account.", max_length=200)],
         ip: Ip,
         user_agent: Agent,
         ctx: Context[Any],
@@ -89,7 +90,7 @@ def register(tool: Tools) -> None:
         reason: Annotated[str, Field(description="Why, for the audit log.", max_length=500)],
         ctx: Context[Any],
         email: Annotated[str | None, Field(description="Account email.", max_length=320)] = None,
-        user_id: Annotated[str | None, Field(description="Account id.", max_length=200)] = None,
+        user_id: Annotated[AccountId | None, Field(description="Account id.", max_length=200)] = None,
     ) -> RevokeResult:
         """Revoke every outstanding reset link of an account (give email or user_id)."""
         with tool_errors():
