@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -147,6 +148,19 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
             return value
         raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+
+    @field_validator("from_address", "oversight_email", "support_email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        # Syntax only (no DNS): a sender the mail system would refuse is found at start,
+        # not at the first reset. `.test` domains pass, as in a test environment.
+        if value is None:
+            return None
+        try:
+            validate_email(value.strip(), check_deliverability=False, test_environment=True)
+        except EmailNotValidError as exc:
+            raise ValueError(f"not a valid email address ({exc})") from None
+        return value.strip()
 
     @field_validator("data_dir", "outbox_dir")
     @classmethod

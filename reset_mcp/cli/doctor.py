@@ -1,8 +1,9 @@
 """`reset-mcp doctor`: the effective configuration, secrets masked, and what is wrong.
 
-It checks what start-up would check (settings, policy file, templates, database,
-email backend) and reports every problem it finds instead of stopping at the first.
-Exit code 0 when nothing is wrong, 1 otherwise.
+It checks what start-up would check (settings, data folder, policy file, templates,
+database, email backend) and reports every problem it finds instead of stopping at the
+first. `--probe` also connects to the email backend, the database and the OAuth issuer
+(probes.py). Exit code 0 when nothing is wrong, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
-from reset_mcp.app import SECRET_FILE, composer_for
+from reset_mcp.app import SECRET_FILE, composer_for, ensure_data_dir
+from reset_mcp.cli.probes import run_probes
 from reset_mcp.config import Settings
 from reset_mcp.context import GeoLocator
 from reset_mcp.emails.registry import EmailKinds
@@ -40,10 +42,18 @@ def mask(name: str, value: Any) -> str:
     return str(value)
 
 
-def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
+def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict[str, Any], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     policy_view: dict[str, Any] = {}
+    # What cannot be checked when the data folder cannot be written: the outbox, a SQLite file.
+    unusable: set[str] = set()
+    try:
+        ensure_data_dir(settings)
+    except ResetMCPError as exc:
+        problems.append(str(exc))
+        unusable.update({"email backend"} if settings.email_backend == "outbox" else set())
+        unusable.update({"database"} if settings.database_url is None else set())
     try:
         policy = load_policy(settings.oversight_mode, settings.policy_file, EmailKinds().gated)
         policy_view = policy.describe()
@@ -63,6 +73,8 @@ def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
         ("email backend", lambda: open_email_backend(settings.mail_options())),
         ("secret fallbacks", lambda: settings.fallback_secrets),
     ):
+        if label in unusable:
+            continue
         try:
             build()
         except ResetMCPError as exc:
@@ -94,14 +106,22 @@ def _checks(settings: Settings) -> tuple[list[str], list[str], dict[str, Any]]:
         finally:
             await store.aclose()
 
-    try:
-        anyio.run(db)
-    except ResetMCPError as exc:
-        problems.append(f"database: {exc}")
-    return problems, warnings, policy_view
+    if "database" not in unusable:
+        try:
+            anyio.run(db)
+        except ResetMCPError as exc:
+            problems.append(f"database: {exc}")
+    answered: list[str] = []
+    if probe:
+        for result in anyio.run(lambda: run_probes(settings, skip=frozenset(unusable))):
+            if result.ok:
+                answered.append(f"{result.label}: {result.detail}")
+            else:
+                problems.append(f"{result.label}: {result.detail}")
+    return problems, warnings, policy_view, answered
 
 
-def run_doctor(settings: Settings | None) -> int:
+def run_doctor(settings: Settings | None, *, probe: bool = False) -> int:
     if settings is None:
         print("configuration: INVALID (see above)")
         return 1
@@ -111,10 +131,12 @@ def run_doctor(settings: Settings | None) -> int:
     print(f"  {'(database)':<32} {mask('database_url', settings.effective_database_url)}")
     if settings.email_backend == "outbox":
         print(f"  {'(outbox folder)':<32} {settings.effective_outbox_dir}")
-    problems, warnings, policy = _checks(settings)
+    problems, warnings, policy, answered = _checks(settings, probe)
     if policy:
         print("oversight policy:")
         print("  " + json.dumps(policy, indent=2).replace("\n", "\n  "))
+    for line in answered:
+        print(f"probe ok: {line}")
     for w in warnings:
         print(f"warning: {w}")
     for p in problems:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -66,6 +66,15 @@ class EmailBackend(Protocol):
     async def send(self, email: OutgoingEmail) -> DeliveryReceipt: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A backend that can check, without sending anything, that it could deliver
+    (`reset-mcp doctor --probe`). `probe` answers what it checked, in a few words, or
+    raises `DeliveryError` saying what failed; it never shows a secret."""
+
+    async def probe(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,7 @@ class HttpEmailBackend:
     """
 
     name = "http"
+    url: str  # where `build_request` sends: set by each subclass
 
     def __init__(
         self,
@@ -174,6 +175,20 @@ class HttpEmailBackend:
 
     def build_request(self, email: OutgoingEmail) -> HttpRequest:
         raise NotImplementedError
+
+    async def probe(self) -> str:
+        """Reach the API's host (DNS, TCP, TLS with certificate checks) with a HEAD request
+        that carries no credentials and sends nothing: any HTTP answer means reachable. The
+        API key itself is checked only by a send (providers differ in what a cheap
+        authenticated call would need, and a sending-only key may be refused it)."""
+        parts = urlsplit(self.url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # never user:password@
+        try:
+            response = await self._client().head(origin + "/")
+        except httpx.HTTPError as exc:
+            what = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            raise TransientDeliveryError(f"{self.name}: cannot reach {origin} ({what}: {type(exc).__name__})") from exc
+        return f"reached {origin} (HTTP {response.status_code}); the API key is checked by the first send"
 
     def reason(self, body: Any, response: httpx.Response) -> str:
         """The provider's explanation of a refusal; subclasses know their schema."""

@@ -28,5 +28,8 @@ class MemoryBackend:
         self.delivered.set()
         return DeliveryReceipt(provider_message_id=email.message_id)
 
+    async def probe(self) -> str:
+        return "keeps emails in this process's memory: nothing is delivered"
+
     async def aclose(self) -> None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import anyio
@@ -47,6 +48,14 @@ class OutboxDirBackend:
             raise TransientDeliveryError(f"cannot write to the outbox folder: {exc.strerror}") from exc
         await anyio.lowlevel.checkpoint()
         return DeliveryReceipt(provider_message_id=path.name)
+
+    async def probe(self) -> str:
+        try:
+            with tempfile.TemporaryFile(dir=self.folder, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            raise TransientDeliveryError(f"cannot write to the outbox folder {self.folder}: {exc.strerror}") from exc
+        return f"writes .eml files to {self.folder}"
 
     async def aclose(self) -> None:
         return None

@@ -110,6 +110,20 @@ class SmtpBackend:
                 pass
         return _Plain(smtp)
 
+    async def probe(self) -> str:
+        """Connect as a send would (TLS or STARTTLS, AUTH when configured), NOOP, QUIT."""
+        smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
+        try:
+            await smtp.connect()
+            await smtp.noop()
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            smtp.close()
+            raise _classify(exc) from exc
+        how = "TLS" if self._options["use_tls"] else "STARTTLS" if self._options["start_tls"] else "no TLS"
+        who = f", signed in as {self._options['username']}" if self._options["username"] else ""
+        return f"connected to {self._options['hostname']}:{self._options['port']} ({how}{who})"
+
     async def send(self, email: OutgoingEmail) -> DeliveryReceipt:
         data = to_bytes(email)  # CRLF line ends only: sent as `crlf_only`
         async with self._slots:
