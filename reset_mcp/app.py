@@ -111,6 +111,11 @@ def composer_for(settings: Settings, kinds: Iterable[EmailKind[Any, Any]] = BUIL
     return Composer(branding(settings), settings.template_dir, list(kinds))
 
 
+def render_env(settings: Settings, composer: Composer, links: ApprovalLinks | None = None) -> RenderEnv:
+    """What rendering needs besides a payload: the configured link templates and lifetime."""
+    return RenderEnv(composer, settings.reset_url, settings.report_url, settings.token_ttl_minutes, links)
+
+
 @dataclass(slots=True)
 class App:
     settings: Settings
@@ -194,7 +199,7 @@ def _wire(
     observers: Sequence[Observer],
 ) -> App:
     signer = TokenSigner(secret, settings.fallback_secrets)
-    env = RenderEnv(composer, settings.reset_url, settings.report_url, settings.token_ttl_minutes, links)
+    env = render_env(settings, composer, links)
     messages = MessageFactory(
         kinds, env, signer, from_address=settings.from_address, from_name=settings.sender_name or settings.product_name
     )

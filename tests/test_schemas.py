@@ -8,19 +8,19 @@ from pathlib import Path
 import jsonschema
 
 from reset_mcp import __version__
-from reset_mcp.config import Settings
 from reset_mcp.server.mcp.schemas import render, tool_documents
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def test_tool_schemas_do_not_drift(settings: Settings) -> None:
-    live = await tool_documents(settings)
+async def test_tool_schemas_do_not_drift() -> None:
+    live = await tool_documents()
     folder = REPO / "tool_schemas"
     on_disk = {p.stem: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
-    assert set(on_disk) == set(live), "tool list changed: run `reset-mcp schemas`"
+    again = "run `reset-mcp schemas --out tool_schemas`"
+    assert set(on_disk) == set(live), f"tool list changed: {again}"
     for name, doc in live.items():
-        assert on_disk[name] == render(doc), f"tool_schemas/{name}.json is stale: run `reset-mcp schemas`"
+        assert on_disk[name] == render(doc), f"tool_schemas/{name}.json is stale: {again}"
 
 
 def test_server_json_is_valid_against_the_registry_schema() -> None:

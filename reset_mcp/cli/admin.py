@@ -18,9 +18,11 @@ from typing import Any
 
 import anyio
 
-from reset_mcp.app import App, build_app, composer_for
+from reset_mcp.app import App, build_app, composer_for, render_env
 from reset_mcp.config import Settings
 from reset_mcp.deps import Caller
+from reset_mcp.emails.outgoing import render_sample
+from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.flows.retention import purge
 from reset_mcp.policy.abuse import HISTORY_DAYS
 from reset_mcp.store import open_store
@@ -141,14 +143,19 @@ async def _purge(app: App, args: argparse.Namespace) -> int:
 
 
 def _preview(settings: Settings, args: argparse.Namespace) -> int:
-    rendered = composer_for(settings).sample(args.kind, locale=args.locale)
+    rendered = render_sample(EmailKinds(), render_env(settings, composer_for(settings)), args.kind, locale=args.locale)
     if args.out is None:
         print(f"Subject: {rendered.subject}\n\n{rendered.text}")
         return 0
     base = Path(args.out)
-    stem = base.with_suffix("") if base.suffix in (".html", ".txt") else base
-    stem.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
-    stem.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+    stem = (base.with_suffix("") if base.suffix in (".html", ".txt") else base).resolve()
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
+        stem.with_suffix(".txt").write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+    except OSError as exc:
+        print(f"reset-mcp: cannot write {stem.with_suffix('.html')}: {exc.strerror}", file=sys.stderr)
+        return 1
     print(f"wrote {stem.with_suffix('.html')} and {stem.with_suffix('.txt')}")
     return 0
 

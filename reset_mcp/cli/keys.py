@@ -28,7 +28,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             plaintext, record = await keys.create(args.name, args.scope)
             print(plaintext)
             print(
-                f"reset-mcp: created key {record.id} ({record.name}) with scopes {', '.join(record.scopes)}.\n"
+                f"reset-mcp: created key {record.id} ({record.name}) with scopes {', '.join(record.scopes)} "
+                f"in the database {app.store.url_for_display}.\n"
                 "reset-mcp: store it now: it will not be shown again (only its hash is kept).",
                 file=sys.stderr,
             )

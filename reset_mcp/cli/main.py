@@ -18,18 +18,28 @@ from reset_mcp.cli.admin import run_admin
 from reset_mcp.cli.doctor import run_doctor
 from reset_mcp.cli.keys import run_keys
 from reset_mcp.config import MAX_HTTP_WORKERS, Settings, load_settings
+from reset_mcp.emails.registry import BUILTIN_NAMES
 from reset_mcp.errors import ResetMCPError
 from reset_mcp.logs import configure_logging
-from reset_mcp.vocab import Scope
+from reset_mcp.vocab import OutboxStatus, Scope
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="reset-mcp", description="Password resets for AI agents, over MCP.")
-    p.add_argument("--version", action="version", version=f"reset-mcp {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="reset-mcp",
+        description="Password resets for AI agents, over MCP. Every command reads the RESET_MCP_* settings.",
+        epilog="`reset-mcp COMMAND --help` describes a command. `reset-mcp doctor` shows the settings in effect.",
+    )
+    p.add_argument("--version", action="version", version=f"reset-mcp {__version__}", help="print the version")
+    sub = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=["stdio", "streamable-http", "sse"], default="stdio")
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)", description=SERVE_TEXT)
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "streamable-http", "sse"],
+        default="stdio",
+        help="stdio for a desktop host (default), streamable-http for remote clients, sse for older ones",
+    )
     serve.add_argument("--host", default=None, help="HTTP bind address (default RESET_MCP_HTTP_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default RESET_MCP_HTTP_PORT, 8765)")
     serve.add_argument("--stateless", action="store_true", help="stateless streamable HTTP (load balancers)")
@@ -40,58 +50,95 @@ def _parser() -> argparse.ArgumentParser:
         help="streamable HTTP worker processes on one port, sharing the database (default RESET_MCP_HTTP_WORKERS, 1)",
     )
 
-    sub.add_parser("doctor", help="show the effective configuration and what is wrong")
-    sub.add_parser("migrate", help="apply database migrations")
+    doctor = sub.add_parser(
+        "doctor",
+        help="show the effective configuration and what is wrong",
+        description="Print the settings in effect (secrets masked), the data folder, the oversight policy, "
+        "and every problem found. Exit code 1 when something is wrong.",
+    )
+    doctor.add_argument(
+        "--probe",
+        action="store_true",
+        help="also connect to the email backend, the database and the OAuth issuer (sends nothing)",
+    )
+    sub.add_parser("migrate", help="apply database migrations", description="Bring the database schema up to date.")
 
-    schemas = sub.add_parser("schemas", help="write tool_schemas/<tool>.json from the live server")
-    schemas.add_argument("--out", default="tool_schemas")
-    schemas.add_argument("--check", action="store_true", help="fail if the files differ")
+    schemas = sub.add_parser(
+        "schemas",
+        help="print each tool's JSON schema document, or write them to a folder",
+        description="Without --out, print every tool's document (name, input and output schema, annotations) "
+        "as one JSON object; nothing is written.",
+    )
+    schemas.add_argument("--out", default=None, metavar="FOLDER", help="write FOLDER/<tool>.json (and remove stale)")
+    schemas.add_argument("--check", action="store_true", help="with --out: exit 1 if the files differ, write nothing")
 
-    appr = sub.add_parser("approvals", help="list, approve or reject held emails")
-    asub = appr.add_subparsers(dest="action", required=True)
-    al = asub.add_parser("list")
+    appr = sub.add_parser("approvals", help="list, approve or reject held emails", description=APPROVALS_TEXT)
+    asub = appr.add_subparsers(dest="action", required=True, title="actions", metavar="ACTION")
+    al = asub.add_parser("list", help="held emails waiting for a decision")
     al.add_argument("--all", action="store_true", help="include decided approvals")
-    aa = asub.add_parser("approve")
-    aa.add_argument("id")
-    aa.add_argument("--reason", default=None)
-    ar = asub.add_parser("reject")
-    ar.add_argument("id")
-    ar.add_argument("--reason", required=True)
+    aa = asub.add_parser("approve", help="release a held email (you act as cli:<your user name>)")
+    aa.add_argument("id", help="the approval id (apr_...)")
+    aa.add_argument("--reason", default=None, help="why, for the audit log")
+    ar = asub.add_parser("reject", help="refuse a held email; it is never sent")
+    ar.add_argument("id", help="the approval id (apr_...)")
+    ar.add_argument("--reason", required=True, help="why, for the audit log (required)")
 
     audit = sub.add_parser("audit", help="verify or show the audit log")
-    ausub = audit.add_subparsers(dest="action", required=True)
-    ausub.add_parser("verify")
-    tail = ausub.add_parser("tail")
-    tail.add_argument("-n", type=int, default=20)
+    ausub = audit.add_subparsers(dest="action", required=True, title="actions", metavar="ACTION")
+    ausub.add_parser("verify", help="check the hash chain of the whole log")
+    tail = ausub.add_parser("tail", help="show the latest entries")
+    tail.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
 
     outbox = sub.add_parser("outbox", help="delivery queue: counts, list, show, retry")
-    osub = outbox.add_subparsers(dest="action", required=True)
-    osub.add_parser("counts")
-    ol = osub.add_parser("list")
-    ol.add_argument("--status", default=None)
-    ol.add_argument("-n", type=int, default=50)
-    os_ = osub.add_parser("show")
-    os_.add_argument("id")
-    ort = osub.add_parser("retry")
-    ort.add_argument("id")
+    osub = outbox.add_subparsers(dest="action", required=True, title="actions", metavar="ACTION")
+    osub.add_parser("counts", help="rows by status")
+    ol = osub.add_parser("list", help="the latest rows")
+    ol.add_argument("--status", default=None, choices=list(OutboxStatus), help="only rows with this status")
+    ol.add_argument("-n", type=int, default=50, help="how many rows (default 50)")
+    os_ = osub.add_parser("show", help="one row's delivery facts")
+    os_.add_argument("id", help="the outbox row id")
+    ort = osub.add_parser("retry", help="deliver a failed or pending row again now")
+    ort.add_argument("id", help="the outbox row id")
 
-    keys = sub.add_parser("keys", help="HTTP API keys")
-    ksub = keys.add_subparsers(dest="action", required=True)
-    kc = ksub.add_parser("create")
-    kc.add_argument("--scope", action="append", required=True, choices=list(Scope))
-    kc.add_argument("--name", required=True)
-    ksub.add_parser("list")
-    kr = ksub.add_parser("revoke")
-    kr.add_argument("id")
+    keys = sub.add_parser("keys", help="HTTP API keys", description=KEYS_TEXT)
+    ksub = keys.add_subparsers(dest="action", required=True, title="actions", metavar="ACTION")
+    kc = ksub.add_parser("create", help="make a key; it is printed once, only its hash is kept")
+    kc.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=list(Scope),
+        help="send (agents), redeem (your reset page), approve (overseers); repeat for several",
+    )
+    kc.add_argument("--name", required=True, help="who holds it, shown on the admin page and in the audit log")
+    ksub.add_parser("list", help="every key: id, name, scopes, created, revoked")
+    kr = ksub.add_parser("revoke", help="refuse a key from now on")
+    kr.add_argument("id", help="the key id (from keys list)")
 
-    prev = sub.add_parser("preview", help="render an email with sample data")
-    prev.add_argument("kind")
-    prev.add_argument("--locale", default=None)
-    prev.add_argument("--out", default=None, help="write FILE.html and FILE.txt (default: print)")
+    prev = sub.add_parser(
+        "preview",
+        help="render an email with sample data",
+        description="Render an email as it would be sent, with sample data and the configured reset URL "
+        "(the token is a placeholder: nothing is minted or sent).",
+    )
+    prev.add_argument("kind", choices=BUILTIN_NAMES, metavar="KIND", help="which email: " + ", ".join(BUILTIN_NAMES))
+    prev.add_argument("--locale", default=None, help="BCP 47 language tag, e.g. de (default: English)")
+    prev.add_argument("--out", default=None, metavar="FILE", help="write FILE.html and FILE.txt (default: print)")
 
     purge = sub.add_parser("purge", help="delete what ended long ago: tokens, events, outbox rows, requests")
     purge.add_argument("--days", type=int, default=None, help="default: RESET_MCP_RETENTION_DAYS, or 90")
     return p
+
+
+SERVE_TEXT = (
+    "Run the MCP server. On stdio a desktop host (Claude Desktop, Claude Code) starts it; in a terminal "
+    "it waits for a client until Ctrl-C. Over HTTP every request needs an API key (reset-mcp keys create)."
+)
+APPROVALS_TEXT = "Held emails: the oversight policy waits for a human's decision on these."
+KEYS_TEXT = (
+    "Bearer keys for the HTTP transports and REST routes. They live in the database of the data "
+    "folder (RESET_MCP_DATA_DIR), which serve uses too."
+)
 
 
 def _worker_count(value: str) -> int:
@@ -126,11 +173,14 @@ def _server_command(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.command == "serve":
         return serve(serve_settings(settings, args), args.transport)
-    return write_schemas(settings, args.out, check=args.check)
+    return write_schemas(args.out, check=args.check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "schemas" and args.check and args.out is None:
+        parser.error("schemas --check needs --out FOLDER (the folder to compare)")
     try:
         settings = load_settings()
     except ResetMCPError as exc:
@@ -141,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level if settings else "INFO")
     try:
         if args.command == "doctor":
-            return run_doctor(settings)
+            return run_doctor(settings, probe=args.probe)
         assert settings is not None
         if args.command in ("serve", "schemas"):
             return _server_command(settings, args)

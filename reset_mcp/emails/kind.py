@@ -99,6 +99,12 @@ class EmailKind(ABC, Generic[P, D]):
     def samples(self) -> tuple[D, D]:
         """Sample render data (full, minimal): previews, golden files, the start-up self-test."""
 
+    def sample(self, env: RenderEnv) -> D:
+        """The full sample as this configuration sends it (previews): links built from `env`,
+        a token shown as MASK, and no link the configuration lacks. A kind with no link of
+        its own keeps its full sample."""
+        return self.samples()[0]
+
     @abstractmethod
     def load(self, payload: Mapping[str, Any]) -> P:
         """The typed payload from its stored JSON (rows written by older versions included)."""

@@ -21,6 +21,12 @@ from reset_mcp.store.records import OutboxRow, SendRecord
 from reset_mcp.tokens import TokenClaims, TokenSigner
 
 
+def render_sample(kinds: EmailKinds, env: RenderEnv, kind: str, *, locale: str | None = None) -> RenderedEmail:
+    """`kind` with its sample data as this configuration sends it (`preview_email`, `reset-mcp
+    preview`): the configured links, MASK for a token; nothing minted, nothing written."""
+    return env.composer.render(kind, kinds[kind].sample(env), locale=locale)
+
+
 class MessageFactory:
     def __init__(
         self, kinds: EmailKinds, env: RenderEnv, signer: TokenSigner, *, from_address: str, from_name: str
@@ -57,6 +63,9 @@ class MessageFactory:
         """The email `send` would go out as if released now, any token replaced by MASK."""
         kind = self.kinds[send.kind]
         return kind.render(self.env, send.payload, MASK if kind.carries_token else None, now)
+
+    def sample(self, kind: str, *, locale: str | None = None) -> RenderedEmail:
+        return render_sample(self.kinds, self.env, kind, locale=locale)
 
     def build(self, row: OutboxRow, now: datetime) -> OutgoingEmail:
         rendered = self.render(row, now)

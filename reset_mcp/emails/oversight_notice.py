@@ -11,7 +11,7 @@ fact_rows (label, value pairs).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -136,6 +136,14 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
             requested_by="agent support-bot",
         )
         return full, minimal
+
+    def sample(self, env: RenderEnv) -> OversightNoticeData:
+        # Approve/reject links only where a server answers them (see app.build_app).
+        full = self.samples()[0]
+        if env.approval_links is None or full.approval_id is None or full.expires_at is None:
+            return replace(full, approve_url=None, reject_url=None)
+        links = env.approval_links(full.approval_id, full.expires_at)
+        return replace(full, approve_url=links["approve_url"], reject_url=links["reject_url"])
 
     def load(self, payload: Mapping[str, Any]) -> Payload:
         expires = payload.get("expires_at")

@@ -7,7 +7,7 @@ expires_at (formatted), request (time, ip, device, location), name.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -16,7 +16,7 @@ from reset_mcp.compose.cleaning import clean_url
 from reset_mcp.compose.i18n import Formatter, TextTranslator
 from reset_mcp.compose.samples import EMPTY_CONTEXT, SAMPLE_CONTEXT, SAMPLE_LINK, SAMPLE_NOW
 from reset_mcp.compose.views import person_name, request_view
-from reset_mcp.emails.kind import Claims, EmailKind, RenderEnv, dump_context, from_ts, load_context
+from reset_mcp.emails.kind import MASK, Claims, EmailKind, RenderEnv, dump_context, from_ts, load_context
 from reset_mcp.errors import InvalidInputError
 
 
@@ -81,6 +81,14 @@ class PasswordReset(EmailKind[Payload, PasswordResetData]):
             report_url="https://app.example.com/reset/report?request=sample",
         )
         return full, PasswordResetData(reset_url=SAMPLE_LINK, expires_at=expires, ttl_minutes=15, context=EMPTY_CONTEXT)
+
+    def sample(self, env: RenderEnv) -> PasswordResetData:
+        # The configured reset page, and "this wasn't me" only where RESET_MCP_REPORT_URL is set.
+        return replace(
+            self.samples()[0],
+            reset_url=env.reset_url.replace("{token}", MASK),
+            report_url=env.report_url.replace("{token}", MASK) if env.report_url else None,
+        )
 
     def load(self, payload: Mapping[str, Any]) -> Payload:
         context = load_context(payload.get("context"))

@@ -1,26 +1,31 @@
-"""`reset-mcp schemas`: tool_schemas/<tool>.json from the live server's tool list."""
+"""`reset-mcp schemas`: each tool's published document (name, schemas, annotations) from
+the live server's tool list, printed, or written as <folder>/<tool>.json when asked.
+
+Listing tools needs no App: nothing is opened, created or migrated (no data folder, no
+database), and nothing is written anywhere but the folder given with `--out`.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client
 
-from reset_mcp.app import build_app
-from reset_mcp.config import Settings
+from reset_mcp.app import App
 from reset_mcp.server.mcp.server import build_server
 
 
-async def tool_documents(settings: Settings) -> dict[str, dict[str, Any]]:
-    server = build_server(lambda: build_app(settings))
-    async with Client(server) as client:
-        tools = (await client.list_tools()).tools
+def _no_app() -> AbstractAsyncContextManager[App]:
+    raise RuntimeError("listing tools needs no App")  # the server's lifespan is never entered
+
+
+async def tool_documents() -> dict[str, dict[str, Any]]:
     docs = {}
-    for tool in tools:
+    for tool in await build_server(_no_app).list_tools():
         dumped = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
         dumped.pop("_meta", None)
         docs[tool.name] = dumped
@@ -31,17 +36,23 @@ def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_schemas(settings: Settings, out: str, *, check: bool = False) -> int:
-    docs = anyio.run(tool_documents, settings)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+def write_schemas(out: str | None, *, check: bool = False) -> int:
+    """Print every tool's document (no `out`), or write/check `out`/<tool>.json."""
+    docs = anyio.run(tool_documents)
+    if out is None:
+        sys.stdout.write(render(docs))
+        return 0
+    folder = Path(out).resolve()
+    if not check:
+        folder.mkdir(parents=True, exist_ok=True)
     stale = []
     wanted = {f"{name}.json": render(doc) for name, doc in docs.items()}
-    for existing in folder.glob("*.json"):
-        if existing.name not in wanted:
-            stale.append(existing.name)
+    existing = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    for path in existing:
+        if path.name not in wanted:
+            stale.append(path.name)
             if not check:
-                existing.unlink()
+                path.unlink()
     for filename, text in sorted(wanted.items()):
         path = folder / filename
         if path.exists() and path.read_text(encoding="utf-8") == text:
@@ -51,7 +62,9 @@ def write_schemas(settings: Settings, out: str, *, check: bool = False) -> int:
             path.write_text(text, encoding="utf-8")
     if check and stale:
         print(
-            f"tool schemas differ from the server: {', '.join(sorted(stale))}; run reset-mcp schemas", file=sys.stderr
+            f"tool schemas in {folder} differ from the server: {', '.join(sorted(stale))}; "
+            f"run: reset-mcp schemas --out {out}",
+            file=sys.stderr,
         )
         return 1
     print(f"{len(wanted)} tool schemas {'checked' if check else 'written'} in {folder}", file=sys.stderr)

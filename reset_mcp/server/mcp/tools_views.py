@@ -54,13 +54,13 @@ def register(tool: Tools) -> None:
         ctx: Context[Any],
         locale: Annotated[str | None, Field(description="BCP 47 language tag.", max_length=35)] = None,
     ) -> PreviewResult:
-        """Render an email with sample data, as it would look; sends nothing and mints no token."""
+        """Render an email with sample data as this server would send it (its reset page URL, with the
+        token masked); sends nothing and mints no token."""
         with tool_errors():
             caller_of(ctx, Scope.SEND)
-            composer = app_of(ctx).composer
             if locale is not None and not locale.strip():
                 raise InvalidInputError("locale: must not be blank")
-            rendered = composer.sample(kind, locale=locale)
+            rendered = app_of(ctx).messages.sample(kind, locale=locale)
             return PreviewResult(
                 kind=kind,
                 locale=resolve_locale(locale),
