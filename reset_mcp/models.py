@@ -99,8 +99,11 @@ class SendStatusView(BaseModel):
 
 
 class PendingSends(BaseModel):
-    count: int
+    count: int = Field(description="How many are on this page.")
     pending: list[ApprovalView]
+    next_cursor: str | None = Field(
+        None, description="More are held: pass this as `cursor` for the next page. Absent on the last page."
+    )
 
 
 class ApprovalDecision(BaseModel):

@@ -329,7 +329,8 @@ def harness(settings: Settings, clock: FakeClock, backend: MemoryBackend) -> Ite
 def value_for(name: str, prop: dict[str, Any], h: Harness) -> st.SearchStrategy[Any]:
     if prop.get("anyOf"):
         branches = [b for b in prop["anyOf"] if b.get("type") != "null"]
-        inner = [value_for(name, {**prop, **b, "anyOf": None}, h) for b in branches]
+        outer = {k: v for k, v in prop.items() if k != "anyOf"}  # a nested anyOf (string or integer) recurses
+        inner = [value_for(name, {**outer, **b}, h) for b in branches]
         return st.one_of(st.none(), *inner) if len(branches) < len(prop["anyOf"]) else st.one_of(*inner)
     if prop.get("enum"):
         return st.one_of(st.sampled_from(prop["enum"]), nasty_text(40))
@@ -436,9 +437,20 @@ def valid_args(tool: str, h: Harness) -> dict[str, Any]:
     return base
 
 
+def _branches(prop: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alternatives of a schema, nested anyOf flattened, each with the outer constraints."""
+    if not prop.get("anyOf"):
+        return [prop]
+    outer = {k: v for k, v in prop.items() if k != "anyOf"}
+    return [leaf for b in prop["anyOf"] for leaf in _branches({**outer, **b})]
+
+
 def corpus(prop: dict[str, Any]) -> list[Any]:
     """Hostile values for one argument: specials, and sizes at and around its cap."""
-    kinds = {b.get("type") for b in prop.get("anyOf") or [prop]}
+    kinds = {b.get("type") for b in _branches(prop)}
+    if "integer" in kinds and "string" in kinds:  # an id: text, or a whole number taken as its text
+        cap = next((b["maxLength"] for b in _branches(prop) if "maxLength" in b), 5000)
+        return [*CORPUS_TEXT, "a" * cap, "a" * (cap + 1), 0, -1, 42, 2**63, 2**64, 10**300, 1.5, True, None, ["x"]]
     if "integer" in kinds:
         lo, hi = prop["minimum"], prop["maximum"]
         return [lo - 1, lo, hi, hi + 1, 0, -1, 2**63, 2**64, 1.5, float("inf"), float("nan"), "7", True, None]

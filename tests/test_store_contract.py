@@ -245,6 +245,27 @@ async def test_approvals_decided_once_and_expiries(store: Store) -> None:
         assert await tx.due_approval_expiries(NOW, 10) == []
 
 
+async def test_approvals_page_by_keyset_and_filter_by_requester(store: Store) -> None:
+    # Two rows share a created_at: the id orders them, and no page repeats or skips one.
+    times = [NOW, NOW + MIN, NOW + MIN, NOW + 2 * MIN, NOW + 3 * MIN]
+    async with store.transaction() as tx:
+        for i, at in enumerate(times):
+            await tx.insert_approval(replace(approval(i), created_at=at, requested_by="agent" if i % 2 else "other"))
+    seen: list[str] = []
+    after = None
+    async with store.transaction() as tx:
+        while True:
+            page = await tx.list_approvals("pending", 2, after=after)
+            seen += [a.id for a in page]
+            if len(page) < 2:
+                break
+            after = (page[-1].created_at, page[-1].id)
+        assert seen == ["apr_4", "apr_3", "apr_1", "apr_2", "apr_0"]
+        mine = await tx.list_approvals("pending", 10, requested_by="agent")
+        assert [a.id for a in mine] == ["apr_3", "apr_1"]
+        assert await tx.list_approvals("pending", 10, requested_by="agent", after=(NOW + MIN, "apr_1")) == []
+
+
 # Outbox --------------------------------------------------------------------------------
 async def test_outbox_claim_lease_takeover_and_finish_by_owner(store: Store) -> None:
     async with store.transaction() as tx:

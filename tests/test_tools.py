@@ -138,7 +138,7 @@ async def test_status_tools_and_preview(client: Client, clock: FakeClock) -> Non
     missing = await client.call_tool("get_send_status", {"request_id": "req_nope"})
     assert missing.is_error and "no request" in missing.content[0].text
     pending = (await client.call_tool("list_pending_sends", {})).structured_content
-    assert pending == {"count": 0, "pending": []}
+    assert pending == {"count": 0, "pending": [], "next_cursor": None}
     preview = (
         await client.call_tool("preview_email", {"kind": "password_reset", "locale": "de-AT"})
     ).structured_content

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from reset_mcp.deps import Caller, Deps, lock_account
 from reset_mcp.errors import ConflictError, NotFoundError, PermissionDeniedError
+from reset_mcp.flows import paging
 from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatusView
 from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
 from reset_mcp.validation import identifier, single_line
@@ -70,11 +71,21 @@ class ApprovalDesk:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def list_pending(self, limit: int = 100) -> PendingSends:
+    async def list_pending(
+        self, limit: int = 100, *, cursor: str | None = None, requested_by: str | None = None
+    ) -> PendingSends:
+        """A page of held emails, newest first; `requested_by`: only those this caller asked for.
+        `next_cursor` continues the same listing (a cursor carries its filter), None at the end."""
+        after = None
+        if cursor is not None:
+            position = paging.decode(cursor)
+            after, requested_by = (position.created_at, position.id), position.requested_by
         await self.expire_due()
         async with self.deps.store.transaction() as tx:
-            pending = await tx.list_approvals(ApprovalStatus.PENDING, limit)
-        return PendingSends(count=len(pending), pending=[approval_view(a) for a in pending])
+            rows = await tx.list_approvals(ApprovalStatus.PENDING, limit + 1, requested_by=requested_by, after=after)
+        page, more = rows[:limit], len(rows) > limit
+        next_cursor = paging.encode(paging.Position(page[-1].created_at, page[-1].id, requested_by)) if more else None
+        return PendingSends(count=len(page), pending=[approval_view(a) for a in page], next_cursor=next_cursor)
 
     async def list(self, status: str | None = None, limit: int = 100) -> list[ApprovalView]:
         await self.expire_due()

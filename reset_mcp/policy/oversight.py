@@ -130,6 +130,35 @@ class Policy:
         }
 
 
+MODE_MEANINGS: dict[Mode, str] = {
+    Mode.READ_ONLY: "not sent: the request is answered blocked",
+    Mode.GATED: "held until a human approves it on a channel agents do not hold",
+    Mode.CONFIRM: "sent once the person in your client confirms (held when the client cannot ask)",
+    Mode.MONITORED: "sent at once, and the overseer is told",
+    Mode.AUTONOMOUS: "sent at once",
+}
+
+
+def agent_view(policy: Policy) -> dict[str, Any]:
+    """What an agent may know of the policy: each kind's mode and what it means, and that
+    recipient rules exist, not which addresses they name (an agent is not told which
+    accounts escape oversight). The overseer sees everything in `reset-mcp doctor`."""
+    r = policy.recipients
+    return {
+        "default_mode": policy.mode,
+        "kinds": {
+            kind: {"mode": policy.mode_for(kind), "means": MODE_MEANINGS[policy.mode_for(kind)]}
+            for kind in policy.kinds
+        },
+        "recipient_rules": {
+            "allow_list": bool(r.allow_addresses or r.allow_domains),
+            "deny_rules": len(r.deny_addresses) + len(r.deny_domains),
+            "max_per_hour": r.max_per_hour,
+        },
+        "note": "a recipient rule can block an email whatever its mode; the answer then says blocked",
+    }
+
+
 def _mode(value: Any, where: str) -> Mode:
     if value not in set(Mode):
         raise ConfigError(f"{where}: mode must be one of {', '.join(Mode)} (got {value!r})")

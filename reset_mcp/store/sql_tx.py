@@ -11,6 +11,7 @@ contract is split by subject: sends, tokens and approvals here, the outbox in
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.records import (
@@ -117,8 +118,28 @@ class SqlTx(OutboxSql, HistorySql):
         row = await self._one(f"SELECT {c.APPROVAL_COLS} FROM approvals WHERE send_id = ?", (send_id,))
         return c.approval_from(row) if row else None
 
-    async def list_approvals(self, status: str | None, limit: int) -> list[ApprovalRecord]:
-        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+    async def list_approvals(
+        self,
+        status: str | None,
+        limit: int,
+        *,
+        requested_by: str | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[ApprovalRecord]:
+        conditions: list[str] = []
+        args: list[Any] = []
+        if status:
+            conditions.append("status = ?")
+            args.append(status)
+        if requested_by is not None:
+            conditions.append("requested_by = ?")
+            args.append(requested_by)
+        if after is not None:
+            # Keyset paging in the listing's own order (newest first, then id): rows that
+            # arrive meanwhile neither shift nor repeat a page.
+            conditions.append("(created_at < ? OR (created_at = ? AND id > ?))")
+            args += [c.ts(after[0]), c.ts(after[0]), after[1]]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._all(
             f"SELECT {c.APPROVAL_COLS} FROM approvals {where} ORDER BY created_at DESC, id LIMIT ?", [*args, limit]
         )

@@ -1,7 +1,7 @@
 """Tool registration and tool errors: domain errors become tool errors the model can read.
 
 `Tools` registers each tool with its docstring dedented (descriptions read cleanly in
-clients) and remembers the names, so metrics label only real tools. `tool_errors()`
+clients) and its icon (icons.py), and remembers the names, so metrics label only real tools. `tool_errors()`
 turns any `ResetMCPError` into `ToolError(refusal(exc).message)`; nothing else leaks.
 """
 
@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from reset_mcp.errors import ResetMCPError, refusal
+from reset_mcp.server.mcp.icons import tool_icon
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +39,7 @@ class Tools:
     def __call__(self, **kwargs: Any) -> Callable[[F], F]:
         def decorate(fn: F) -> F:
             self.names.add(fn.__name__)
+            kwargs.setdefault("icons", tool_icon(fn.__name__))
             return self.server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(fn)  # type: ignore[no-any-return]
 
         return decorate

@@ -1,4 +1,9 @@
-"""The MCPServer: tools registered on it, the App lent by its lifespan."""
+"""The MCPServer: tools, the prompt and the resources registered on it, the App lent by its lifespan.
+
+`ResetServer` is the SDK's MCPServer with two public methods specialised, each in its own
+module: `call_tool` answers refused arguments in one line (arguments.py), `read_resource`
+reads the resources that depend on their caller (resources.py).
+"""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -9,9 +14,10 @@ from mcp.server.mcpserver import MCPServer
 from reset_mcp import __version__
 from reset_mcp.app import App
 from reset_mcp.metrics import Metrics
-from reset_mcp.server.mcp import tools_contacts, tools_reset, tools_views
+from reset_mcp.server.mcp import prompts, resources, tools_contacts, tools_reset, tools_views
 from reset_mcp.server.mcp.arguments import ArgumentErrors
 from reset_mcp.server.mcp.errors import Tools
+from reset_mcp.server.mcp.icons import icon
 from reset_mcp.server.mcp.scopes import ScopedTools
 
 INSTRUCTIONS = (
@@ -19,8 +25,14 @@ INSTRUCTIONS = (
     "requester's IP and User-Agent; the owner receives a signed one-time link (never shown to you). The app's "
     "reset page calls verify_reset_token and consume_reset_token. Use check_reset_abuse before acting on "
     "suspicious requests. Some emails may be held for a human's approval: you can see them "
-    "(list_pending_sends, get_send_status) but not approve them."
+    "(list_pending_sends, get_send_status, the resource reset://my-pending-sends) but not approve them. "
+    "The prompt handle_forgot_password walks through a whole reset; reset://policy says which emails wait."
 )
+TITLE = "Password resets"
+
+
+class ResetServer(ArgumentErrors, resources.CallerResources):
+    """The MCPServer with readable argument errors and caller-dependent resources."""
 
 
 def build_server(
@@ -40,8 +52,10 @@ def build_server(
     names: set[str] = set()  # filled below, before any call can arrive
     if count_calls is not None:
         middleware.append(ScopedTools(names, count_calls))
-    server: MCPServer[App] = ArgumentErrors(
+    server = ResetServer(
         "reset-mcp",
+        title=TITLE,
+        icons=icon("server"),
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
@@ -52,4 +66,6 @@ def build_server(
     for module in (tools_reset, tools_views, tools_contacts):
         module.register(tools)
     names.update(tools.names)
+    prompts.register(server)
+    resources.register(server)
     return server

@@ -27,12 +27,16 @@ def register(tool: Tools) -> None:
     @tool(title="List emails awaiting approval", annotations=READ_ONLY)
     async def list_pending_sends(
         ctx: Context[Any],
-        limit: Annotated[int, Field(description="At most this many.", ge=1, le=500)] = 100,
+        limit: Annotated[int, Field(description="At most this many on one page.", ge=1, le=500)] = 100,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page; leave out for the first.", max_length=512)
+        ] = None,
     ) -> PendingSends:
-        """Emails the oversight policy holds for a human's approval (read-only: agents cannot approve)."""
+        """Emails the oversight policy holds for a human's approval, newest first, a page at a time
+        (read-only: agents cannot approve). The resource reset://my-pending-sends lists your own."""
         with tool_errors():
             caller_of(ctx, Scope.SEND)
-            return await app_of(ctx).service.approvals.list_pending(limit)
+            return await app_of(ctx).service.approvals.list_pending(limit, cursor=cursor)
 
     @tool(title="Get a send's status", annotations=READ_ONLY)
     async def get_send_status(request_id: RequestId, ctx: Context[Any]) -> SendStatusView:
