@@ -43,7 +43,7 @@ def _missing() -> str | None:
     except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[test]')"
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium chromium-driver)"
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
     return None
 
 
