@@ -123,3 +123,15 @@ def test_the_cli_answers_one_line_for_an_unwritable_folder(tmp_path: Path) -> No
         f"reset-mcp: cannot write to the folder {blocker / 'sub'} (Not a directory); "
         "set RESET_MCP_DATA_DIR to a folder you can write"
     ]
+
+
+def test_http_serve_answers_one_line_for_an_unwritable_folder(tmp_path: Path) -> None:
+    # Before the store opens it (the key count at start would otherwise meet a raw OSError).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done = _cli(["serve", "--transport", "streamable-http"], {"RESET_MCP_DATA_DIR": str(blocker / "sub")}, tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"reset-mcp: cannot write to the folder {blocker / 'sub'} (Not a directory); "
+        "set RESET_MCP_DATA_DIR to a folder you can write"
+    ]
