@@ -58,30 +58,71 @@ AccountId = Annotated[str, BeforeValidator(_whole_number_as_text, json_schema_in
 
 
 def one_line(error: ValidationError, schema: Mapping[str, Any]) -> str:
-    """Each refused argument once, in the order pydantic found them: `name: what it expects`."""
-    properties: Mapping[str, Any] = schema.get("properties", {})
+    """Each refused argument once, in the order pydantic found them: `path: what it expects`.
+
+    The path follows the schema (`metadata.note` for a value inside an object argument)
+    and stops where pydantic's location names a union member instead (`str`, `int`)."""
     defs: Mapping[str, Any] = schema.get("$defs", {})
-    by_field: dict[str, list[Any]] = {}
+    by_path: dict[str, tuple[Mapping[str, Any] | None, list[Any]]] = {}
     for item in error.errors(include_url=False, include_input=True):
-        loc = item.get("loc") or ()
-        name = str(loc[0]) if loc else "arguments"
-        by_field.setdefault(name, []).append(item)
-    parts = [f"{name}: {_problem(items, properties.get(name), defs)}" for name, items in by_field.items()]
+        path, leaf, exact = _walk(tuple(item.get("loc") or ()), schema, defs)
+        entry = by_path.setdefault(path, (leaf, []))
+        entry[1].append({**item, "exact": exact})
+    parts = [f"{path}: {_problem(items, leaf, defs)}" for path, (leaf, items) in by_path.items()]
     return "; ".join(parts) or "the arguments do not match the tool's input schema"
+
+
+def _walk(
+    loc: tuple[Any, ...], schema: Mapping[str, Any], defs: Mapping[str, Any]
+) -> tuple[str, Mapping[str, Any] | None, bool]:
+    """(the path in words, the schema found there, whether the whole location was followed)."""
+    names: list[str] = []
+    here: Mapping[str, Any] | None = schema
+    for part in loc:
+        nxt = _child(here, part, defs) if here is not None else None
+        if nxt is None:
+            if not names:  # an argument the tool does not have
+                return str(part), None, False
+            return ".".join(names), here, False
+        names.append(str(part))
+        here = nxt
+    return ".".join(names) or "arguments", here, True
+
+
+def _child(schema: Mapping[str, Any], part: Any, defs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for branch in _alternatives(schema, defs):
+        if isinstance(part, str) and part in branch.get("properties", {}):
+            return branch["properties"][part]  # type: ignore[no-any-return]
+        extra = branch.get("additionalProperties")
+        if isinstance(part, str) and isinstance(extra, Mapping) and branch.get("type") == "object":
+            return extra
+        if isinstance(part, int) and isinstance(branch.get("items"), Mapping):
+            return branch["items"]  # type: ignore[no-any-return]
+    return None
+
+
+def _alternatives(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _alternatives(defs.get(ref.removeprefix("#/$defs/"), {}), defs)
+    nested = schema.get("anyOf") or schema.get("oneOf")
+    if nested:
+        return [leaf for branch in nested for leaf in _alternatives(branch, defs)]
+    return [schema]
 
 
 def _problem(items: list[Any], prop: Mapping[str, Any] | None, defs: Mapping[str, Any]) -> str:
     expected = describe(prop, defs) if prop is not None else "nothing (not an argument of this tool)"
     first = items[0]
-    kind, top_level = first["type"], len(first.get("loc") or ()) == 1
-    if kind == "missing" and top_level:
+    kind = first["type"]
+    if kind == "missing" and first["exact"]:
         return f"required ({expected})"
-    if kind in BOUNDS and top_level:
+    if kind in BOUNDS and first["exact"]:
         try:
             return BOUNDS[kind].format(**first.get("ctx", {}))
         except (KeyError, IndexError):
             pass
-    if top_level and "input" in first and kind not in ("literal_error", "enum"):
+    if "input" in first and kind not in ("literal_error", "enum"):
         return f"expected {expected}, not {_json_type(first['input'])}"
     return f"expected {expected}"
 
