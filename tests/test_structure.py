@@ -26,6 +26,8 @@ LAZY_IMPORTS = {
     # the MCP SDK, Starlette and uvicorn cost every other command a third of a second
     ("reset_mcp.cli.main", "reset_mcp.server.serve"),
     ("reset_mcp.cli.main", "reset_mcp.server.mcp.schemas"),
+    # httpx, for `doctor --probe` with an OAuth issuer only
+    ("reset_mcp.cli.probes", "reset_mcp.server.http.oauth_keys"),
 }
 
 

@@ -20,7 +20,6 @@ from reset_mcp.config import Settings
 from reset_mcp.errors import ResetMCPError
 from reset_mcp.mail import open_email_backend
 from reset_mcp.mail.base import Probe
-from reset_mcp.server.http.oauth_keys import IssuerError, IssuerKeys
 from reset_mcp.store import open_store
 
 PROBE_SECONDS = 30.0  # beyond each part's own timeout: a probe never hangs the command
@@ -54,11 +53,20 @@ async def _database(settings: Settings) -> str:
         await store.aclose()
 
 
+class ProbeFailed(Exception):
+    """What a probe found wrong, in words safe to print."""
+
+
 async def _issuer(settings: Settings) -> str:
+    # Imported here: httpx would cost every other command ~35 ms at start.
+    from reset_mcp.server.http.oauth_keys import IssuerError, IssuerKeys
+
     assert settings.oauth_issuer is not None
     keys = IssuerKeys(settings.oauth_issuer, cache_seconds=settings.oauth_jwks_cache_seconds)
     try:
         found = await keys.keys(None)
+    except IssuerError as exc:
+        raise ProbeFailed(str(exc)) from None
     finally:
         await keys.aclose()
     return f"{settings.oauth_issuer}: metadata and {len(found)} signing key(s) fetched"
@@ -86,7 +94,7 @@ async def run_probes(settings: Settings, *, skip: frozenset[str] = frozenset()) 
                 results.append(ProbeResult(label, True, await probe(settings)))
         except TimeoutError:
             results.append(ProbeResult(label, False, f"no answer within {PROBE_SECONDS:g} s"))
-        except (ResetMCPError, IssuerError) as exc:
+        except (ResetMCPError, ProbeFailed) as exc:
             results.append(ProbeResult(label, False, str(exc)))
         except Exception as exc:  # a driver's surprise is one line here too
             results.append(ProbeResult(label, False, f"failed ({type(exc).__name__})"))
