@@ -13,7 +13,8 @@ this base turns every outcome into the `EmailBackend` contract:
 A 2xx is never turned into an error: the provider accepted the message, and a retry
 could send it twice on providers without an idempotency key. Error messages carry the
 provider's reason (cut to 300 characters) with our credentials, anything shaped like a
-JWT and the links of the message itself redacted, so they are safe to show an agent.
+JWT and the links of the message itself redacted (`mail/redact.py`, shared with SMTP), so
+they are safe to show an agent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -33,17 +33,15 @@ import httpx
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 from reset_mcp.mail.base import DeliveryReceipt, OutgoingEmail
+from reset_mcp.mail.redact import redact_reason
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10, connect=5)
 LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=30)
 MAX_RETRY_AFTER = 3600.0
-MAX_REASON = 300
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
-_URL = re.compile(r"https?://[^\s\"'<>]+")
 API_URL_VAR = "RESET_MCP_EMAIL_API_URL"
 _ADDRESS_SPECIALS = set('()<>[]:;@\\,."')
 
@@ -249,13 +247,7 @@ class HttpEmailBackend:
 
     def _safe(self, text: str, email: OutgoingEmail) -> str:
         """Redact credentials, JWTs and the message's own links; one line, 300 chars."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        for link in set(_URL.findall(email.text)) | set(_URL.findall(email.html)):
-            text = text.replace(link, "[link]")
-        text = _JWT.sub("[redacted]", text)
-        text = " ".join(text.split())
-        return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+        return redact_reason(text, email=email, secrets=self._secrets)
 
 
 class ApiKeyBackend(HttpEmailBackend):

@@ -8,19 +8,23 @@ it on and sends each message in two round trips instead of four (see there).
 
 Errors are classified for the dispatcher: a reply code 4xx, a refused connection, a
 timeout or a dropped link is transient; a 5xx reply is permanent and carries the
-server's text.
+server's text, redacted as the HTTP providers' is (`mail/redact.py`): a server that
+quotes the message it refused must not put its link into the outbox, the audit log or a
+tool result.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Protocol
 
 import aiosmtplib
 import anyio
 
-from reset_mcp.errors import PermanentDeliveryError, TransientDeliveryError
+from reset_mcp.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from reset_mcp.mail.base import DeliveryReceipt, MailOptions, OutgoingEmail
 from reset_mcp.mail.mime import to_bytes
+from reset_mcp.mail.redact import redact_reason
 from reset_mcp.mail.smtp_pipeline import PipelinedChannel
 
 
@@ -36,7 +40,6 @@ def _classify(exc: Exception) -> TransientDeliveryError | PermanentDeliveryError
 
 
 def _by_code(code: int, reason: str) -> TransientDeliveryError | PermanentDeliveryError:
-    reason = reason[:300]
     if 500 <= code < 600:
         return PermanentDeliveryError(reason)
     return TransientDeliveryError(reason)
@@ -69,6 +72,7 @@ class SmtpBackend:
             "validate_certs": validate_certs,
         }
         self._pipelining = pipelining
+        self._secrets = _secret_forms(username, password)
         self._idle: list[_Connection] = []
         self._slots = anyio.Semaphore(pool_size)
 
@@ -144,7 +148,7 @@ class SmtpBackend:
                     self._idle.append(conn)  # a refusal the channel reset cleanly: keep the link
                 elif conn is not None:
                     conn.close()
-                raise _classify(exc) from exc
+                raise self._safe(_classify(exc), email) from exc
             except ValueError as exc:  # an envelope address SMTP cannot carry
                 if conn is not None:
                     conn.close()
@@ -152,10 +156,23 @@ class SmtpBackend:
             self._idle.append(conn)
         return DeliveryReceipt(provider_message_id=email.message_id)
 
+    def _safe(self, error: DeliveryError, email: OutgoingEmail) -> DeliveryError:
+        """The same error with the server's text redacted and cut (redact.redact_reason)."""
+        reason = redact_reason(error.reason, email=email, secrets=self._secrets)
+        return type(error)(reason, retry_after=error.retry_after)
+
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.quit()
+
+
+def _secret_forms(username: str | None, password: str | None) -> tuple[str, ...]:
+    """The password as sent, and as AUTH PLAIN and LOGIN carry it (base64), for redaction."""
+    if not password:
+        return ()
+    plain = f"\0{username or ''}\0{password}".encode()
+    return (password, base64.b64encode(password.encode()).decode(), base64.b64encode(plain).decode())
 
 
 class _Connection(Protocol):
