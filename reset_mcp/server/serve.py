@@ -22,6 +22,7 @@ from reset_mcp.app import app_with_jobs, ensure_data_dir
 from reset_mcp.config import Settings
 from reset_mcp.errors import ConfigError
 from reset_mcp.flows.keys import count_active_keys
+from reset_mcp.logs import install_redaction
 from reset_mcp.server.http.app import build_http_app, is_loopback
 from reset_mcp.server.http.workers import serve_workers
 from reset_mcp.server.mcp.server import build_server
@@ -45,6 +46,7 @@ def loop_options() -> dict[str, bool]:
 
 def serve(settings: Settings, transport: Transport = "stdio") -> int:
     """Run the server until it is stopped; the process's exit code."""
+    install_redaction()  # no log line carries a token (logs.py); the CLI has done it already
     if transport == "stdio":
         ensure_data_dir(settings)  # a one-line ConfigError before any transport starts
         server = build_server(announce_when_started(lambda: app_with_jobs(settings, freeze_heap=True)))
