@@ -41,6 +41,7 @@ from reset_mcp.outbox.dispatcher import Dispatcher, Observer, RetryPolicy
 from reset_mcp.outbox.release import Releaser
 from reset_mcp.policy.abuse import AbuseRules
 from reset_mcp.policy.oversight import Policy, load_policy
+from reset_mcp.private import private_dir, tighten
 from reset_mcp.store import Store, open_store
 from reset_mcp.tokens import TokenSigner
 
@@ -55,11 +56,12 @@ def load_or_create_secret(settings: Settings) -> str:
         return settings.secret.get_secret_value()
     path = Path(settings.data_dir) / SECRET_FILE
     if path.exists():
+        tighten(path)
         secret = path.read_text(encoding="utf-8").strip()
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"{path}: the stored key is shorter than {MIN_SECRET_BYTES} bytes")
         return secret
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     secret = secrets.token_urlsafe(48)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -84,7 +86,7 @@ def ensure_data_dir(settings: Settings) -> None:
         )
     for folder, variable in folders:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)  # 0700 whatever the umask: key, database, links (private.py)
             with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
                 pass
         except OSError as exc:

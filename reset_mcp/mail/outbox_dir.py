@@ -3,6 +3,8 @@
 A new user opens the file in any mail client and sees exactly what would have gone out.
 Files are written to a temporary name and renamed, so a reader never sees half a
 message; the name comes from the Message-ID, so a retry replaces rather than duplicates.
+A reset email's link opens the account: the folder is 0700 and each file 0600, whatever
+the umask (`private.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import anyio
 from reset_mcp.errors import TransientDeliveryError
 from reset_mcp.mail.base import DeliveryReceipt, OutgoingEmail
 from reset_mcp.mail.mime import to_bytes
+from reset_mcp.private import open_private, private_dir
 
 
 class OutboxDirBackend:
@@ -24,7 +27,7 @@ class OutboxDirBackend:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
 
     def path_for(self, email: OutgoingEmail) -> Path:
         stamp = email.date.strftime("%Y%m%dT%H%M%S")
@@ -35,7 +38,7 @@ class OutboxDirBackend:
         target = self.path_for(email)
         tmp = target.with_suffix(".eml.tmp")
         data = to_bytes(email)
-        with open(tmp, "wb") as fh:
+        with os.fdopen(open_private(tmp), "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
         return target

@@ -36,6 +36,7 @@ import anyio
 import anyio.lowlevel
 
 from reset_mcp.errors import StoreError
+from reset_mcp.private import DIR_MODE, create_private_file, tighten
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
@@ -47,6 +48,16 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoi
 
 
 log = logging.getLogger("reset_mcp.store")
+
+
+def _private_database(path: Path) -> None:
+    """The database file created 0600 before SQLite opens it: SQLite gives its WAL and
+    shared-memory files the database file's mode, so they are 0600 too, whatever the umask.
+    A file an older version left readable by others is tightened, with its WAL and SHM."""
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # a folder of its own: 0700 if new
+    create_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -101,9 +112,9 @@ class SqliteStore:
         path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
         if path in ("", ":memory:"):
             path = ":memory:"
-        else:
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at open
         try:
+            if path != ":memory:":
+                _private_database(Path(path).expanduser())  # noqa: ASYNC240 - once, at open
             # isolation_level=None: we issue BEGIN/COMMIT ourselves. The connection is used
             # by one task at a time (the lock), whichever thread runs this store's loop.
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
