@@ -24,22 +24,28 @@ from reset_mcp.errors import ResetMCPError
 from reset_mcp.mail import open_email_backend
 from reset_mcp.policy.oversight import load_policy
 from reset_mcp.store import open_store
+from reset_mcp.store.urls import hide_url_secrets, url_for_display
 from reset_mcp.vocab import Mode
 
 SECRET_FIELDS = {"secret", "secret_fallbacks", "smtp_password", "email_api_key", "webhook_secret", "webhook_bearer"}
 
 
 def mask(name: str, value: Any) -> str:
+    """A setting as printed: secrets as "(set)", a URL without its password (userinfo or query)."""
     if value is None:
         return "(not set)"
     if isinstance(value, SecretStr) or name in SECRET_FIELDS:
         return "******** (set)"
-    if name == "database_url" and isinstance(value, str) and "@" in value:
-        scheme, _, rest = value.partition("://")
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:****@{host}" if ":" in creds else value
-    return str(value)
+    return url_for_display(value) if isinstance(value, str) and "://" in value else str(value)
+
+
+def _hide(text: str, settings: Settings) -> str:
+    """A problem's text without any URL credential (a driver's message may quote its URL)."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, str) and "://" in value:
+            text = hide_url_secrets(text, value)
+    return hide_url_secrets(text, settings.effective_database_url)
 
 
 def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict[str, Any], list[str]]:
@@ -140,6 +146,6 @@ def run_doctor(settings: Settings | None, *, probe: bool = False) -> int:
     for w in warnings:
         print(f"warning: {w}")
     for p in problems:
-        print(f"PROBLEM: {p}")
+        print(f"PROBLEM: {_hide(p, settings)}")
     print("ok: nothing is wrong" if not problems else f"{len(problems)} problem(s) found")
     return 1 if problems else 0

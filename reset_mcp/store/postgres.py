@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +29,9 @@ from reset_mcp.errors import StoreError, StoreUnavailableError
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
+from reset_mcp.store.urls import hide_url_secrets, url_for_display
+
+__all__ = ["PostgresStore", "rowcount", "to_pg", "url_for_display"]
 
 log = logging.getLogger("reset_mcp.store")
 
@@ -38,12 +40,6 @@ MIGRATE_LOCK = 0x726D637001
 AUDIT_LOCK = 0x726D637002
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 CLOSE_TIMEOUT = 10.0
-
-
-def url_for_display(url: str) -> str:
-    """The URL with any password replaced by `***` (userinfo and `password=` query)."""
-    masked = re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", masked)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -126,9 +122,11 @@ class PostgresStore:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, timeout=pool_timeout)
         except (TimeoutError, OSError) as exc:
             msg = f"cannot reach PostgreSQL at {display} within {pool_timeout:g}s: {type(exc).__name__}: {exc}"
-            raise StoreUnavailableError(msg) from exc
+            raise StoreUnavailableError(hide_url_secrets(msg, url)) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-            raise _wrap(exc, f"cannot open PostgreSQL database at {display}") from exc
+            # The driver's own text may quote the URL it could not parse.
+            wrapped = _wrap(exc, f"cannot open PostgreSQL database at {display}")
+            raise StoreError(hide_url_secrets(str(wrapped), url)) from exc
         return cls(pool, display, pool_size, pool_timeout)
 
     async def _acquire(self) -> asyncpg.Connection:
