@@ -8,10 +8,13 @@ the link gets its full lifetime however long the approval took.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from reset_mcp.deps import Caller, Deps, lock_account
 from reset_mcp.errors import ConflictError, NotFoundError, PermissionDeniedError
 from reset_mcp.flows import paging
 from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatusView
+from reset_mcp.store import Tx
 from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
 from reset_mcp.validation import identifier, single_line
 from reset_mcp.vocab import ApprovalStatus, OutboxStatus, Scope, SendStatus
@@ -138,19 +141,27 @@ class ApprovalDesk:
                 raise PermissionDeniedError("an approval cannot be decided with the credentials that requested it")
             await lock_account(tx, approval.recipient)
             now = d.clock.now()
-            if not await tx.decide_approval(approval_id, status=status, by=caller.id, reason=reason, now=now):
-                current = await tx.get_approval(approval_id)
-                raise ConflictError(f"approval {approval_id} was already {current.status if current else 'decided'}")
-            send = await tx.get_send(approval.send_id)
-            assert send is not None
-            if status == ApprovalStatus.APPROVED:
-                await tx.update_send(send.id, SendStatus.QUEUED, None, now)
-                rows.append((await d.releaser.release(tx, send, now)).row)
-            else:
-                await tx.update_send(send.id, SendStatus.REJECTED, reason or "rejected by the overseer", now)
-            await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
+            # The window is checked here, not left to the expiry job: that job ends at most
+            # a batch at a time, and an overdue approval must never be granted meanwhile.
+            late = approval.expires_at <= now and await self._expire(tx, approval, now)  # committed below
+            if not late:
+                if not await tx.decide_approval(approval_id, status=status, by=caller.id, reason=reason, now=now):
+                    current = await tx.get_approval(approval_id)
+                    state = current.status if current else "decided"
+                    raise ConflictError(f"approval {approval_id} was already {state}")
+                send = await tx.get_send(approval.send_id)
+                assert send is not None
+                if status == ApprovalStatus.APPROVED:
+                    await tx.update_send(send.id, SendStatus.QUEUED, None, now)
+                    rows.append((await d.releaser.release(tx, send, now)).row)
+                else:
+                    await tx.update_send(send.id, SendStatus.REJECTED, reason or "rejected by the overseer", now)
+                await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
+        if late:
+            ended = approval.expires_at.isoformat()
+            raise ConflictError(f"approval {approval_id} expired: its window ended at {ended}; nothing was sent")
         delivery = await d.deliver(rows)
-        return ApprovalDecision(approval_id=approval_id, status=status, request_id=send.id, delivery=delivery)
+        return ApprovalDecision(approval_id=approval_id, status=status, request_id=approval.send_id, delivery=delivery)
 
     async def expire_due(self) -> int:
         """End approvals that waited past their window: `expired`, and nothing is sent."""
@@ -159,11 +170,16 @@ class ApprovalDesk:
         async with d.store.transaction() as tx:
             due = await tx.due_approval_expiries(now, 100)
             for approval in due:
-                if await tx.decide_approval(
-                    approval.id, status=ApprovalStatus.EXPIRED, by="system", reason="approval window ended", now=now
-                ):
-                    await tx.update_send(
-                        approval.send_id, SendStatus.EXPIRED, "no decision within the approval window", now
-                    )
-                    await d.audit(tx, "system", "approval_expired", approval.send_id, now, approval_id=approval.id)
+                await self._expire(tx, approval, now)
         return len(due)
+
+    async def _expire(self, tx: Tx, approval: ApprovalRecord, now: datetime) -> bool:
+        """Mark a pending approval expired (and its request); False if it was decided already."""
+        d = self.deps
+        if not await tx.decide_approval(
+            approval.id, status=ApprovalStatus.EXPIRED, by="system", reason="approval window ended", now=now
+        ):
+            return False
+        await tx.update_send(approval.send_id, SendStatus.EXPIRED, "no decision within the approval window", now)
+        await d.audit(tx, "system", "approval_expired", approval.send_id, now, approval_id=approval.id)
+        return True
