@@ -2,7 +2,7 @@
 health and metrics. Handlers parse JSON and call the service; what they raise is answered
 by the HTTP app's exception handlers (`errors.refusal` for domain errors):
 
-    400 bad JSON / missing field / InvalidInputError    401 no or wrong key
+    400 bad JSON (or nested over 32 levels) / missing field / InvalidInputError    401 no or wrong key
     403 scope missing, or the requesting key deciding    404 NotFoundError
     409 ConflictError (already decided)                  413 body over 64 KiB
     429 too many failed verifications (Retry-After)      503 StoreError (database unavailable)
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +32,23 @@ from reset_mcp.vocab import Scope
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 MAX_TOKEN = 4096
+# No route reads more than two levels; the parser recurses once a level, and a body of
+# `[` nested thousands deep would exhaust the interpreter's stack (a 500, not a 400).
+MAX_JSON_DEPTH = 32
+_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a string (skipped whole) or a bracket
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the arrays and objects of `raw` nest (brackets inside strings ignored)."""
+    depth = deepest = 0
+    for match in _JSON_NESTING.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 async def _json_body(request: Request, *, optional: bool = False) -> dict[str, Any]:
@@ -43,9 +61,12 @@ async def _json_body(request: Request, *, optional: bool = False) -> dict[str, A
     raw = b"".join(chunks)
     if optional and not raw.strip():
         return {}
+    # Counting brackets is C-speed; the scan runs only for a body that could be too deep.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
+        raise HTTPProblem(400, f"request body must be JSON nested at most {MAX_JSON_DEPTH} levels deep")
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise HTTPProblem(400, "request body must be JSON") from None
     if not isinstance(body, dict):
         raise HTTPProblem(400, "request body must be a JSON object")
