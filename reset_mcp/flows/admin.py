@@ -1,24 +1,34 @@
 """The overseer's reads and the outbox's administration: the approvals page, the audit
 log, `/metrics` gauges and `reset-mcp outbox`.
 
-Deciding an approval is `flows/approvals.py`; this module only reads, records a sign-in,
-and re-queues a failed row.
+Deciding an approval is `flows/approvals.py`; this module reads, keeps the approvals
+page's sessions (held in the store, so signing out ends a session on every instance and
+worker process), and re-queues a failed row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from reset_mcp.audit import ChainReport, verify_chain
 from reset_mcp.deps import Deps
 from reset_mcp.errors import NotFoundError
 from reset_mcp.flows.approvals import ApprovalDesk
 from reset_mcp.models import ApprovalView
-from reset_mcp.store.records import ApiKeyRecord, ApprovalRecord, AuditEntry, OutboxRow, SendRecord
+from reset_mcp.store.records import (
+    AdminSessionRecord,
+    ApiKeyRecord,
+    ApprovalRecord,
+    AuditEntry,
+    OutboxRow,
+    SendRecord,
+)
 from reset_mcp.vocab import ApprovalStatus
 
 AUDIT_PAGE = 5000  # entries a query while verifying: a long log never sits in one query
 PENDING_CAP = 100_000  # pending approvals counted for /metrics
+EXPIRED_SESSIONS_BATCH = 1000  # ended sessions cleared at each sign-in (sign-ins are rare)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +58,27 @@ class AdminDesk:
         async with self.deps.store.reading() as tx:
             return await tx.get_send(send_id)
 
-    async def record_signin(self, key: ApiKeyRecord) -> None:
+    async def sign_in(self, key: ApiKeyRecord, session_id: str, expires_at: datetime) -> None:
+        """Start a session (`session_id`: a hash of its cookie) and audit the sign-in."""
+        now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            await self.deps.audit(tx, f"key:{key.id}", "admin_signin", key.id, self.deps.clock.now())
+            await tx.delete_expired_admin_sessions(now, EXPIRED_SESSIONS_BATCH)
+            await tx.insert_admin_session(AdminSessionRecord(session_id, key.id, now, expires_at))
+            await self.deps.audit(tx, f"key:{key.id}", "admin_signin", key.id, now)
+
+    async def session_key(self, session_id: str) -> ApiKeyRecord | None:
+        """The key a live session was started with; None once it ended or expired."""
+        async with self.deps.store.reading() as tx:
+            session = await tx.get_admin_session(session_id)
+            if session is None or session.expires_at <= self.deps.clock.now():
+                return None
+            return await tx.get_api_key(session.key_id)
+
+    async def sign_out(self, session_id: str, key: ApiKeyRecord) -> None:
+        """End the session server-side: its cookie opens nothing afterwards, anywhere."""
+        async with self.deps.store.transaction() as tx:
+            if await tx.delete_admin_session(session_id):
+                await self.deps.audit(tx, f"key:{key.id}", "admin_signout", key.id, self.deps.clock.now())
 
     # the audit log ---------------------------------------------------------------------
     async def audit_tail(self, n: int) -> list[AuditEntry]:

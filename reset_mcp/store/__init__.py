@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from reset_mcp.errors import ConfigError
 from reset_mcp.store.records import (
+    AdminSessionRecord,
     ApiKeyRecord,
     ApprovalRecord,
     AuditEntry,
@@ -39,6 +40,7 @@ from reset_mcp.store.records import (
 )
 
 __all__ = [
+    "AdminSessionRecord",
     "ApiKeyRecord",
     "ApprovalRecord",
     "AuditEntry",
@@ -153,6 +155,15 @@ class Tx(Protocol):
     async def list_api_keys(self) -> list[ApiKeyRecord]: ...
     async def revoke_api_key(self, key_id: str, now: datetime) -> bool: ...
     async def count_active_api_keys(self) -> int: ...
+
+    # admin sessions (the approvals page) ---------------------------------------------
+    async def insert_admin_session(self, session: AdminSessionRecord) -> None: ...
+    async def get_admin_session(self, session_id: str) -> AdminSessionRecord | None: ...
+    async def delete_admin_session(self, session_id: str) -> bool:
+        """True if the session existed (this call ended it)."""
+        ...
+
+    async def delete_expired_admin_sessions(self, now: datetime, limit: int) -> int: ...
 
     # housekeeping --------------------------------------------------------------------
     async def purge(self, before: datetime, limit: int) -> dict[str, int]:

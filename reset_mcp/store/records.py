@@ -140,3 +140,13 @@ class ApiKeyRecord:
     secret_hash: str
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSessionRecord:
+    """A signed-in overseer's session on the approvals page; `id` is a hash of its cookie."""
+
+    id: str
+    key_id: str
+    created_at: datetime
+    expires_at: datetime

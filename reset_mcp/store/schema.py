@@ -148,6 +148,17 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             ("postgres", "ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_message_id_key"),
         ],
     ),
+    (
+        4,
+        "admin sessions held server-side, so signing out ends them on every instance",
+        [
+            # id: a hash of the session cookie (the cookie itself is never stored).
+            """CREATE TABLE admin_sessions (
+                id TEXT PRIMARY KEY, key_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at)",
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (

@@ -1,4 +1,4 @@
-"""The history part of the Tx contract: contact events, the audit chain and API keys."""
+"""The history part of the Tx contract: contact events, the audit chain, API keys and admin sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from reset_mcp.audit import GENESIS, entry_hash
 from reset_mcp.store import sql_common as c
-from reset_mcp.store.records import ApiKeyRecord, AuditEntry, ContactEvent
+from reset_mcp.store.records import AdminSessionRecord, ApiKeyRecord, AuditEntry, ContactEvent
 from reset_mcp.store.sql_base import SqlBase
 
 
@@ -125,3 +125,27 @@ class HistorySql(SqlBase):
     async def count_active_api_keys(self) -> int:
         row = await self._one("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL")
         return int(row["n"]) if row else 0
+
+    # admin sessions ------------------------------------------------------------------
+    async def insert_admin_session(self, session: AdminSessionRecord) -> None:
+        await self._exec(
+            "INSERT INTO admin_sessions (id, key_id, created_at, expires_at) VALUES (?,?,?,?)",
+            (session.id, session.key_id, c.ts(session.created_at), c.ts(session.expires_at)),
+        )
+
+    async def get_admin_session(self, session_id: str) -> AdminSessionRecord | None:
+        row = await self._one(
+            "SELECT id, key_id, created_at, expires_at FROM admin_sessions WHERE id = ?", (session_id,)
+        )
+        if row is None:
+            return None
+        return AdminSessionRecord(row["id"], row["key_id"], c.req_dt(row["created_at"]), c.req_dt(row["expires_at"]))
+
+    async def delete_admin_session(self, session_id: str) -> bool:
+        return await self._exec("DELETE FROM admin_sessions WHERE id = ?", (session_id,)) == 1
+
+    async def delete_expired_admin_sessions(self, now: datetime, limit: int) -> int:
+        return await self._exec(
+            "DELETE FROM admin_sessions WHERE id IN (SELECT id FROM admin_sessions WHERE expires_at <= ? LIMIT ?)",
+            (c.ts(now), limit),
+        )

@@ -78,12 +78,15 @@ class Pages:
         return response
 
     async def session(self, request: Request) -> tuple[s.Session, ApiKeyRecord] | None:
-        """The signed-in key, re-read on every request: a revoked key's sessions end at once."""
+        """The signed-in key, re-read on every request with the session's row: a signed-out
+        session and a revoked key's sessions end at once, on every instance."""
         session = self.codec.read(request.cookies.get(s.SESSION_COOKIE), self.now())
         if session is None:
             return None
-        record = await self.app.service.keys.get(session.key_id)
-        if record is None or record.revoked_at is not None or Scope.APPROVE not in record.scopes:
+        record = await self.app.service.admin.session_key(session.id)
+        if record is None or record.id != session.key_id:
+            return None
+        if record.revoked_at is not None or Scope.APPROVE not in record.scopes:
             return None
         return session, record
 

@@ -1,14 +1,16 @@
 """The approvals page's session cookie, its CSRF tokens, and the small HTTP helpers it needs.
 
-A session is a signed cookie, nothing stored server-side:
+A session is a signed cookie and a row in the store:
 
     v1.<key id>.<expiry, unix seconds>.<nonce>.<HMAC-SHA256 of the rest, base64url>
 
 signed under `_derive(secret, "admin-session")`, so it is worthless without the server
-secret and rotates with it. It names the API key that signed in; every request re-reads
-that key, so revoking it (`reset-mcp keys revoke`) ends its sessions at once. The cookie is
-HttpOnly, SameSite=Strict, Path=/admin, and Secure unless the server is on loopback over
-plain http.
+secret and rotates with it. The store keeps a hash of the cookie (`Session.id`) until
+sign-out or expiry (`flows/admin.py`): every request checks that row, so signing out ends
+the session on every instance and worker process, and a copied cookie opens nothing
+afterwards. It names the API key that signed in; every request re-reads that key, so
+revoking it (`reset-mcp keys revoke`) ends its sessions at once. The cookie is HttpOnly,
+SameSite=Strict, Path=/admin, and Secure unless the server is on loopback over plain http.
 
 CSRF: every form carries `csrf`, an HMAC of a binding value: the session cookie when
 signed in, else a random per-browser nonce in a second cookie (the sign-in form and the
@@ -25,7 +27,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
@@ -93,6 +95,15 @@ class Session:
     key_id: str
     expires: int  # unix seconds
     value: str  # the cookie as presented: the CSRF binding
+
+    @property
+    def id(self) -> str:
+        """What the store keeps of the session: a hash of its cookie, never the cookie."""
+        return hashlib.sha256(self.value.encode()).hexdigest()
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.expires, UTC)
 
 
 class SessionCodec:

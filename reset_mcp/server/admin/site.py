@@ -2,7 +2,7 @@
 
     GET  /admin                              sign-in form, or the held emails and recent audit
     POST /admin/signin                       an API key with the `approve` scope -> session cookie
-    POST /admin/signout
+    POST /admin/signout                      ends the session in the store (every instance)
     POST /admin/approvals/{id}/{action}      approve | reject, decided as `key:<id>` (as over REST)
     GET  /admin/approvals/{id}/preview       the held email's HTML, link masked (framed, sandboxed)
     GET  /admin/decide/{id}/{action}         from the notice email: a confirmation page, never decides
@@ -83,8 +83,8 @@ class AdminSite(Pages):
             return self.signin_page(request, 401, "That key is not valid: mistyped, revoked, or not a reset-mcp key.")
         if Scope.APPROVE not in record.scopes:
             return self.signin_page(request, 403, "This key lacks the 'approve' scope; sign in with an overseer's key.")
-        await self.app.service.admin.record_signin(record)
         session = self.codec.issue(record.id, self.now())
+        await self.app.service.admin.sign_in(record, session.id, session.expires_at)
         response = RedirectResponse("/admin", status_code=303, headers=s.SECURITY_HEADERS)
         max_age = int(self.codec.ttl.total_seconds())
         s.set_cookie(response, s.SESSION_COOKIE, session.value, max_age=max_age, secure=self.secure)
@@ -94,6 +94,7 @@ class AdminSite(Pages):
         signed = await self.session(request)
         if signed is not None:
             await self.post_form(request, signed[0].value)
+            await self.app.service.admin.sign_out(signed[0].id, signed[1])  # the cookie is dead everywhere
         response = RedirectResponse("/admin", status_code=303, headers=s.SECURITY_HEADERS)
         s.clear_cookie(response, s.SESSION_COOKIE, secure=self.secure)
         return response
