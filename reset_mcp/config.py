@@ -115,6 +115,18 @@ class Settings(BaseSettings):
     http_workers: int = Field(
         1, ge=1, le=MAX_HTTP_WORKERS, description="HTTP worker processes on one port (more than one implies stateless)."
     )
+    http_max_connections: int = Field(
+        1000,
+        ge=16,
+        le=1_000_000,
+        description="Open HTTP connections a process keeps; past it a new one displaces the longest-idle.",
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="A request's line and headers must arrive within this (slowloris)."
+    )
+    http_body_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A request's body must arrive within this once its headers have."
+    )
     public_url: str | None = Field(None, description="Base URL of this server, for links to /admin.")
     oauth_issuer: str | None = Field(
         None,

@@ -24,6 +24,7 @@ from reset_mcp.errors import ConfigError
 from reset_mcp.flows.keys import count_active_keys
 from reset_mcp.logs import install_redaction
 from reset_mcp.server.http.app import build_http_app, is_loopback
+from reset_mcp.server.http.guard import GuardedConfig, limits_for
 from reset_mcp.server.http.workers import serve_workers
 from reset_mcp.server.mcp.server import build_server
 from reset_mcp.server.stdio import announce_when_started, serve_stdio
@@ -32,6 +33,7 @@ from reset_mcp.store import open_store
 log = logging.getLogger("reset_mcp")
 Transport = Literal["stdio", "streamable-http", "sse"]
 GRACEFUL_SECONDS = 10.0  # uvicorn lets open requests finish this long at shutdown
+KEEP_ALIVE_SECONDS = 5.0  # an idle kept-alive connection is closed after this (uvicorn's default, said aloud)
 NO_KEY_HINT = "create one with: reset-mcp keys create --scope send --name my-agent"
 
 
@@ -104,13 +106,17 @@ def _serve_http(settings: Settings, transport: Literal["streamable-http", "sse"]
         "http": "auto",  # httptools where installed (a dependency), else h11
         "lifespan": "on",
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        # Not `limit_concurrency`: it counts idle connections too, so a flood of idle
+        # sockets would turn every request into a 503. The cap and the read deadlines
+        # are the guarded protocol's (http/guard.py).
         "log_level": settings.log_level.lower(),
         "log_config": None,  # uvicorn's records go through our logging: stderr, our format
         "server_header": False,
     }
     if settings.http_workers > 1:
         return serve_workers(settings, options)
-    server = uvicorn.Server(uvicorn.Config(asgi, **options))
+    server = uvicorn.Server(GuardedConfig(asgi, limits=limits_for(settings), **options))
     log.info("reset-mcp %s on %s%s", transport, settings.public_base_url, "/sse" if transport == "sse" else "/mcp")
     server.run()
     return 0 if server.started else 1

@@ -39,6 +39,7 @@ from reset_mcp.app import load_or_create_secret
 from reset_mcp.config import Settings
 from reset_mcp.logs import configure_logging
 from reset_mcp.server.http.app import build_http_app
+from reset_mcp.server.http.guard import GuardedConfig, limits_for
 
 log = logging.getLogger("reset_mcp")
 CRASH_LOOP_SECONDS = 5.0  # a worker that dies sooner after starting is not restarted (one starts in ~1 s)
@@ -87,7 +88,7 @@ def _die_with_supervisor() -> None:
 def _worker(settings: Settings, options: dict[str, Any]) -> None:
     """One worker process: the whole server, on its own socket in the port's group."""
     _die_with_supervisor()
-    server = uvicorn.Server(uvicorn.Config(worker_app(settings), **options))
+    server = uvicorn.Server(GuardedConfig(worker_app(settings), limits=limits_for(settings), **options))
     server.run(sockets=[_socket(settings.http_host, settings.http_port)])
     sys.exit(0 if server.started else 3)
 
