@@ -196,12 +196,15 @@ def test_healthz_answers_through_a_flood_of_idle_and_trickling_sockets(tmp_path:
             assert "cannot hold RESET_MCP_HTTP_MAX_CONNECTIONS=1000: capping at 768" in server.log.read_text()
 
 
-def test_a_slow_body_is_cut_at_its_deadline_and_a_whole_request_is_not(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["/v1/tokens/verify", "/mcp", "/admin/signin"])
+def test_a_slow_body_is_cut_at_its_deadline_and_a_whole_request_is_not(tmp_path: Path, path: str) -> None:
     with serving(tmp_path) as server:
         sock = connect(server.port)
+        kind = "application/x-www-form-urlencoded" if path.startswith("/admin") else "application/json"
         head = (
-            f"POST /v1/tokens/verify HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-            f"Authorization: Bearer {server.key}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {server.key}\r\n"
+            f"Accept: application/json, text/event-stream\r\nContent-Type: {kind}\r\n"
+            "Content-Length: 1000\r\n\r\n"
         )
         sock.send(head.encode())
         started = time.monotonic()
@@ -220,6 +223,9 @@ def test_a_slow_body_is_cut_at_its_deadline_and_a_whole_request_is_not(tmp_path:
                 assert client.get("/healthz").status_code == 200
                 time.sleep(1.0)
         assert healthy(server.url)
+    log = server.log.read_text()
+    assert "1 timed out reading a request" in log
+    assert "Traceback" not in log and " ERROR " not in log  # a cut body is no server error
 
 
 def test_a_request_answered_before_its_body_cannot_linger(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -37,6 +37,7 @@ from reset_mcp.errors import ConfigError, ResetMCPError, refusal
 from reset_mcp.server.admin.session import redact_access_log
 from reset_mcp.server.admin.site import AdminSite
 from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyAuth, KeyVerifier
+from reset_mcp.server.http.guard import WholeBody
 from reset_mcp.server.http.oauth_wiring import mcp_auth
 from reset_mcp.server.http.rest import build_routes
 from reset_mcp.server.mcp.server import build_server
@@ -166,11 +167,16 @@ def build_http_app(
             return admin.problem_page(request, status, message, headers)
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
+    async def gone(request: Request, exc: Exception) -> Response:
+        """The client left (or its body deadline closed the connection) mid-body: nobody to
+        answer, nothing to log as a server error (http/guard.py)."""
+        return Response(status_code=400)
+
     routes = build_routes(holder, KeyAuth(auth.verifier), metrics_need_key=not is_loopback(settings.http_host))
     return Starlette(
         # The RFC 9728 metadata first: it wins over the SDK's own copy inside the MCP app.
-        routes=[*auth.routes, *routes, *admin.routes(), Mount("/", app=mcp_app)],
+        routes=[*auth.routes, *routes, *admin.routes(), Mount("/", app=WholeBody(mcp_app))],
         middleware=[Middleware(HostCheck, security=security)],
-        exception_handlers={HTTPProblem: problem, ResetMCPError: problem},
+        exception_handlers={HTTPProblem: problem, ResetMCPError: problem, ClientDisconnect: gone},
         lifespan=lifespan,
     )

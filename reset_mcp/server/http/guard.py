@@ -14,7 +14,9 @@ protocol uvicorn runs is wrapped here (httptools' or h11's, whichever it would u
   cost the server nothing to drop and a real client retries. Connections whose request
   is being served are never displaced; when all are, the new connection is closed.
 - `raise_fd_limit` lifts the soft file-descriptor limit towards the hard one at start,
-  and lowers the cap if the hard limit cannot hold it, so the cap is reached first.
+  and lowers the cap if the hard limit cannot hold it, so the cap is reached first;
+- `WholeBody` hands the MCP SDK a POST only once its body is in: a client that leaves
+  (or is cut at its body deadline) half-way never reaches it, so no error is logged.
 
 A flood of idle or slow sockets thus displaces itself, and /healthz (or any request that
 arrives whole) is still answered. tests/test_slowloris.py holds each part.
@@ -26,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,6 +39,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from reset_mcp.config import Settings
 
 log = logging.getLogger("reset_mcp.http")
+MAX_MCP_BODY = 4 * 1024 * 1024  # the SDK's own cap (mcp.server.transport_security)
 FD_RESERVE = 256  # descriptors kept for the database, SMTP, files and the listening sockets
 WARN_EVERY_SECONDS = 60.0
 
@@ -240,3 +244,44 @@ def raise_fd_limit(max_connections: int) -> int:
         )  # fmt: skip
         return fitted
     return max_connections
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+class WholeBody:
+    """An ASGI wrapper: a POST reaches `app` only with its whole body (at most `limit` bytes).
+
+    The SDK reads a body itself and logs an error with a traceback when the client leaves
+    half-way; here such a request simply ends (there is nobody to answer)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_MCP_BODY) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        body, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # gone before its body was in
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await send({"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"22")]})
+                await send({"type": "http.response.body", "body": b"Request body too large"})
+                return
+            body.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: list[Message] = [{"type": "http.request", "body": b"".join(body), "more_body": False}]
+
+        async def replay() -> Message:
+            return whole.pop() if whole else await receive()
+
+        await self.app(scope, replay, send)
