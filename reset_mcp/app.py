@@ -105,6 +105,7 @@ def branding(settings: Settings) -> Branding:
         support_url=settings.support_url,
         support_email=settings.support_email,
         postal_address=settings.postal_address,
+        forgot_password_url=settings.forgot_password_url,
     )
 
 
@@ -223,7 +224,7 @@ def _wire(
         kinds=kinds,
         signer=signer,
         dispatcher=dispatcher,
-        releaser=Releaser(dispatcher, signer, settings.token_ttl_minutes),
+        releaser=Releaser(dispatcher, signer, settings.token_ttl_minutes, settings.oversight_timezone),
         geo=geo,
         rules=AbuseRules(
             account_per_hour=settings.rate_limit_account_per_hour, ip_per_hour=settings.rate_limit_ip_per_hour

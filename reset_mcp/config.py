@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     primary_color: str = "#2563eb"
     support_url: str | None = None
     support_email: str | None = None
+    forgot_password_url: str | None = Field(
+        None, description="Your app's page to ask for a reset link: the security alert's button (else SUPPORT_URL)."
+    )
     postal_address: str | None = None
     template_dir: Path | None = Field(None, description="Folder whose templates override the built-ins.")
     database_url: str | None = Field(None, description="sqlite:///path or postgresql://...")
@@ -100,6 +104,7 @@ class Settings(BaseSettings):
 
     oversight_mode: Mode = Mode.AUTONOMOUS
     oversight_email: str | None = None
+    oversight_timezone: str | None = Field(None, description="IANA timezone for times in the overseer's notices.")
     policy_file: Path | None = None
     approval_window_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
 
@@ -193,6 +198,29 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
             return value
         raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+
+    @field_validator("forgot_password_url")
+    @classmethod
+    def _page_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
+            return value
+        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+
+    @field_validator("oversight_timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ValueError, OSError, ZoneInfoNotFoundError):
+            raise ValueError("must be an IANA timezone name like Europe/Berlin") from None
+        return value
 
     @field_validator("secret")
     @classmethod

@@ -24,7 +24,16 @@ from ua_parser import Domain
 
 from reset_mcp.errors import ConfigError
 
-__all__ = ["Device", "GeoLocator", "GeoResult", "Location", "parse_user_agent", "resolve_location", "special_network"]
+__all__ = [
+    "SPECIAL_NETWORKS",
+    "Device",
+    "GeoLocator",
+    "GeoResult",
+    "Location",
+    "parse_user_agent",
+    "resolve_location",
+    "special_network",
+]
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 
@@ -129,6 +138,9 @@ def _blocks(nets: str) -> tuple[_Block, ...]:
 
 
 _CLASSES = tuple((name, _blocks(f"{v4} {v6}")) for name, v4, v6 in _CLASS_ROWS)
+# Every name `special_network` answers: labels for the overseer and the logs, which the
+# emails word for an account owner instead (`compose.views`).
+SPECIAL_NETWORKS: tuple[str, ...] = tuple(name for name, _, _ in _CLASS_ROWS)
 # Every routable IPv6 unicast address is allocated from 2000::/3; the NAT64 well-known
 # prefix is the one public block outside it. Anything else is unallocated or reserved.
 _V6_PUBLIC_SPACE = _blocks("2000::/3 64:ff9b::/96")

@@ -67,7 +67,9 @@ def facts_of(kind: str, locale: str) -> list[str]:
             ctx.location,
         ]
     if kind == "security_alert":
-        out = [data.reason, data.details, "2FA"]
+        # The sample is the abuse detector's alert: its reason is the locale's sentence.
+        reason = CATALOGS[locale].strings["alert_reason_suspicious_reset_activity"].replace("{product}", "Acme Cloud")
+        out = [reason, data.details, "2FA"]
         for a in data.attempts:
             out += [a.ip, a.device, f.datetime_text(a.at)]
         return [*out, "Berlin, Germany", "Lagos, Nigeria", CATALOGS[locale].strings["location_unknown"]]
@@ -95,7 +97,9 @@ def test_every_kind_renders_in_every_locale_with_its_facts_in_both_parts(compose
         assert fact in email.text, fact
         assert str(escape(fact)) in email.html, fact
     assert "Acme Cloud" in email.subject
-    assert "help@acme.example" in email.text and "mailto:help@acme.example" in email.html
+    # The product's support is the account owner's help; the overseer's notice points to none.
+    supported = kind != "oversight_notice"
+    assert ("help@acme.example" in email.text and "mailto:help@acme.example" in email.html) is supported
     assert "1 Main Street" in email.text and "1 Main Street" in email.html
     assert email.text.endswith("\n") and "\n\n\n" not in email.text
 

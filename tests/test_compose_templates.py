@@ -32,6 +32,7 @@ GOLDEN_BRANDING = Branding(
     support_url="https://acme.example/help",
     support_email="help@acme.example",
     postal_address="Acme Inc.\n1 Main Street\nSpringfield, USA",
+    forgot_password_url="https://acme.example/forgot-password",
 )
 
 

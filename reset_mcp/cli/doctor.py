@@ -102,6 +102,11 @@ def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict
         warnings.append("RESET_MCP_FROM_ADDRESS is the example default; set your real sender address")
     if settings.reset_url.startswith("http://"):
         warnings.append("RESET_MCP_RESET_URL uses http on localhost: fine for trying it, not for production")
+    if not (settings.forgot_password_url or settings.support_url):
+        warnings.append(
+            "security alerts advise changing the password but have no button: set RESET_MCP_FORGOT_PASSWORD_URL "
+            "(your page to ask for a reset link) or RESET_MCP_SUPPORT_URL"
+        )
 
     async def db() -> None:
         store = await open_store(

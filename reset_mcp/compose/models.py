@@ -21,6 +21,7 @@ class Branding:
     support_url: str | None = None
     support_email: str | None = None
     postal_address: str | None = None
+    forgot_password_url: str | None = None  # the app's page to ask for a reset link
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ Template variables of every kind, for authors of override templates: `t` (the lo
 messages: `t.key` for one without arguments, with the branding already filled in;
 `t("key", name=...)` for one with arguments; `t.plural("minutes", n)`), `brand`
 (product, sender, logo_url, color, on_color, link_color, support_url, support_email,
-address_lines), `lang`, `dir`, `subject`, `name` (or None). `t.key` and `brand.attr`
+forgot_password_url, address_lines), `lang`, `dir`, `subject`, `name` (or None). `t.key` and `brand.attr`
 become constants when the template is compiled, so `t` and `brand` must not be
 reassigned in a template. A kind's own variables are listed in its module.
 """
@@ -38,11 +38,24 @@ DEFAULT_COLOR = "#2563eb"
 DEFAULT_LINK_COLOR = "#1d4ed8"
 PRODUCT_LIMIT = 80
 MAX_ADDRESS_LINES = 6
-# Location labels of the context layer that read better translated.
+# The context layer's location labels that are not places (`context.SPECIAL_NETWORKS`,
+# "unknown"), as an account owner reads them: a private network is named as one; an
+# internal class name ("reserved address", "link-local address") never reaches an
+# email, it reads as an address we cannot locate. A test holds this table to the
+# context layer's list. "loopback" is what rows from older versions hold.
+_UNLOCATABLE = (
+    "unspecified address",
+    "loopback address",
+    "loopback",
+    "link-local address",
+    "multicast address",
+    "shared address space (cgnat)",
+    "reserved address",
+)
 _LOCATION_KEYS = {
     "unknown": "location_unknown",
     "private network": "location_private",
-    "loopback": "location_loopback",
+    **dict.fromkeys(_UNLOCATABLE, "location_unlocatable"),
 }
 
 
@@ -64,6 +77,7 @@ def brand_view(branding: Branding) -> SimpleNamespace:
         link_color=color if on_color == "#ffffff" else DEFAULT_LINK_COLOR,
         support_url=safe_branding_url(branding.support_url),
         support_email=safe_email(branding.support_email),
+        forgot_password_url=safe_branding_url(branding.forgot_password_url),
         address_lines=tuple(line for line in (clean_header_text(part, LABEL_LIMIT) for part in address) if line)[
             :MAX_ADDRESS_LINES
         ],

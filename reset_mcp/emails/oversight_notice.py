@@ -54,6 +54,7 @@ class Payload:
     requested_by: str
     approval_id: str | None = None
     expires_at: datetime | None = None
+    timezone: str | None = None  # the overseer's (RESET_MCP_OVERSIGHT_TIMEZONE), for "decide before"
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class Payload:
             "requested_by": self.requested_by,
             "approval_id": self.approval_id,
             "expires_at": self.expires_at.timestamp() if self.expires_at else None,
+            "timezone": self.timezone,
         }
 
 
@@ -155,6 +157,7 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
             requested_by=str(payload["requested_by"]),
             approval_id=payload.get("approval_id"),
             expires_at=from_ts(float(expires)) if expires else None,
+            timezone=payload.get("timezone"),
         )
 
     def data(self, env: RenderEnv, payload: Payload, token: str | None, now: datetime) -> OversightNoticeData:

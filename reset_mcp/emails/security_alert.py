@@ -19,6 +19,9 @@ from reset_mcp.compose.views import person_name, request_view
 from reset_mcp.emails.kind import EmailKind, RenderEnv, dump_context, load_context
 
 MAX_ATTEMPTS_SHOWN = 10
+# The reason of the alert the abuse detector sends on its own (`flows/reset.py`): ours,
+# so the owner reads it as a sentence of the locale, not as this label.
+AUTOMATIC_REASON = "suspicious password reset activity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,13 @@ class Payload:
         }
 
 
+def reason_text(reason: str | None, tt: TextTranslator) -> str:
+    """The automatic alert's reason as the locale words it; an agent's reason as it gave it (cleaned)."""
+    if reason == AUTOMATIC_REASON:
+        return str(tt("alert_reason_suspicious_reset_activity"))
+    return redact_urls(clean_header_text(reason or "", REASON_LIMIT), tt("link_removed"))
+
+
 class SecurityAlert(EmailKind[Payload, SecurityAlertData]):
     name = "security_alert"
     label = "Security alert"
@@ -59,7 +69,7 @@ class SecurityAlert(EmailKind[Payload, SecurityAlertData]):
         removed = tt("link_removed")
         return {
             "name": person_name(data.to_name),
-            "reason": redact_urls(clean_header_text(data.reason or "", REASON_LIMIT), removed),
+            "reason": reason_text(data.reason, tt),
             "attempts": [request_view(a, fmt, tt) for a in attempts[:MAX_ATTEMPTS_SHOWN]],
             "more_attempts": max(len(attempts) - MAX_ATTEMPTS_SHOWN, 0),
             "details": redact_urls(clean_header_text(data.details or "", LONG_TEXT_LIMIT), removed) or None,
@@ -67,7 +77,7 @@ class SecurityAlert(EmailKind[Payload, SecurityAlertData]):
 
     def samples(self) -> tuple[SecurityAlertData, SecurityAlertData]:
         full = SecurityAlertData(
-            reason="Several password reset requests from new places in a short time",
+            reason=AUTOMATIC_REASON,
             attempts=(
                 sample_attempt(3, "203.0.113.42", "Chrome 131 on Windows 10", "Berlin, Germany"),
                 sample_attempt(9, "198.51.100.7", "Firefox 133 on Ubuntu", "Lagos, Nigeria"),

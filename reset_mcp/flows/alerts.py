@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from reset_mcp.compose import RequestContext
 from reset_mcp.deps import Deps, lock_account
 from reset_mcp.emails import password_changed, security_alert
+from reset_mcp.emails.security_alert import AUTOMATIC_REASON
 from reset_mcp.policy.gate import Gated, gate
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ContactEvent, SendRecord
 from reset_mcp.vocab import ATTEMPTS, Event
 
-AUTO_ALERT_REASON = "suspicious password reset activity"
+AUTO_ALERT_REASON = AUTOMATIC_REASON
 
 
 def _attempt(e: ContactEvent) -> RequestContext:
@@ -84,8 +85,11 @@ async def queue_password_changed(
     context: RequestContext | None,
     locale: str | None,
     timezone: str | None,
+    to_name: str | None = None,
 ) -> Gated:
-    payload = password_changed.Payload(changed_at=now, context=context, locale=locale, timezone=timezone)
+    payload = password_changed.Payload(
+        changed_at=now, context=context, locale=locale, timezone=timezone, to_name=to_name
+    )
     send = SendRecord.new(password_changed.KIND.name, email, user_id, "system", payload.dump(), now)
     gated = await gate(deps, tx, send, now)
     await tx.insert_event(

@@ -109,12 +109,15 @@ class Contacts:
         details: str | None,
         caller: Caller = STDIO_CALLER,
         locale: str | None = None,
+        timezone: str | None = None,
     ) -> AlertResult:
         d = self.deps
         email = normalize_email(email)
         user_id = identifier(user_id, "user_id") if user_id else None
         reason = identifier(reason, "reason", 200)
         details = single_line(details, "details", 1000)
+        locale = single_line(locale, "locale", 35)
+        timezone = single_line(timezone, "timezone", 64)
         now = d.clock.now()
         since = now - timedelta(hours=1)
         async with d.store.transaction() as tx:
@@ -138,6 +141,7 @@ class Contacts:
                 requested_by=caller.id,
                 window_minutes=d.rules.window_minutes,
                 locale=locale,
+                timezone=timezone,
             )
             if gated is None:
                 return AlertResult(

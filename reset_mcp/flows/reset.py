@@ -112,7 +112,9 @@ class ResetService:
                     email=email,
                     user_id=user_id,
                     reason=AUTO_ALERT_REASON,
-                    details="; ".join(report.reasons),
+                    # The reason's sentence and the attempts tell the owner, in their language;
+                    # the detector's notes (English, for agents) are `check_reset_abuse`'s.
+                    details=None,
                     now=now,
                     requested_by="abuse-detector",
                     window_minutes=d.rules.window_minutes,
@@ -236,6 +238,10 @@ class ResetService:
                     user_id=record.user_id,
                     other_tokens_revoked=revoked,
                 )
+                # The notice follows the reset email it ends: its language, time zone and
+                # greeting, unless the reset page passed others.
+                reset = await tx.get_send(record.send_id)
+                asked = reset.payload if reset is not None else {}
                 notice = await queue_password_changed(
                     d,
                     tx,
@@ -243,8 +249,9 @@ class ResetService:
                     user_id=record.user_id,
                     now=now,
                     context=ctx,
-                    locale=locale,
-                    timezone=timezone,
+                    locale=locale or asked.get("locale"),
+                    timezone=timezone or asked.get("timezone"),
+                    to_name=asked.get("to_name"),
                 )
         if not won:
             return ConsumeResult(consumed=False, reason=INVALID)

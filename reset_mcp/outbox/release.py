@@ -32,8 +32,11 @@ class Released:
 
 
 class Releaser:
-    def __init__(self, dispatcher: Dispatcher, signer: TokenSigner, ttl_minutes: int) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, signer: TokenSigner, ttl_minutes: int, overseer_timezone: str | None = None
+    ) -> None:
         self.dispatcher = dispatcher
+        self.overseer_timezone = overseer_timezone  # times in the overseer's notices (None: UTC)
         self.kinds = dispatcher.messages.kinds
         self.signer = signer
         self.ttl = timedelta(minutes=ttl_minutes)
@@ -130,6 +133,7 @@ class Releaser:
             requested_by=about.requested_by,
             approval_id=approval_id,
             expires_at=expires_at,
+            timezone=self.overseer_timezone,
         )
         row = self._row(notice.id, kind, overseer, payload.dump(), now, expires_at)
         await tx.insert_outbox(row)

@@ -49,12 +49,17 @@ def register(tool: Tools) -> None:
         ctx: Context[Any],
         user_id: OptUser = None,
         details: Annotated[str | None, Field(description="More detail for the owner.", max_length=1000)] = None,
+        locale: Annotated[str | None, Field(description="BCP 47 language tag, e.g. de-AT.", max_length=35)] = None,
+        timezone: Annotated[
+            str | None, Field(description="IANA timezone for times in the email.", max_length=64)
+        ] = None,
     ) -> AlertResult:
         """Email the account owner a security alert. Deduplicated per account, reason and hour; rate limited."""
         with tool_errors():
             return await app_of(ctx).service.contacts.send_security_alert(
-                email=email, user_id=user_id, reason=reason, details=details, caller=caller_of(ctx, Scope.SEND)
-            )
+                email=email, user_id=user_id, reason=reason, details=details, caller=caller_of(ctx, Scope.SEND),
+                locale=locale, timezone=timezone,
+            )  # fmt: skip
 
     @tool(
         title="Record a contact event",
