@@ -3,24 +3,21 @@ against a real server that delivers through a real SMTP server (tests/smtpd_sink
 see a held reset, approve it and find it delivered; reject another; a wrong key is refused;
 a forged form post without the CSRF token is refused; approval from the notice email's link.
 
-Marked `browser`. Without Chromium or Playwright these tests skip, except under CI (the `CI`
-environment variable), where they fail: `.ci/run` installs Chromium.
+Marked `browser`; Chromium and where screenshots go: tests/browser.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.browser import PHONE, chromium
 from tests.conftest import token_from_text
 from tests.httpserver import RunningServer, running_server
 from tests.smtpd_sink import HOST, SmtpSink
@@ -29,39 +26,11 @@ from tests.test_http import make_settings
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("RESET_MCP_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-PHONE = {"width": 390, "height": 844}
-
-
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (pip install -e '.[test]')"
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    return None
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = _missing()
-    if missing and os.environ.get("CI"):
-        pytest.fail(f"{missing}; CI must run the browser tests (.ci/run installs Chromium)")
-    if missing:
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +99,7 @@ def test_sign_in_see_a_held_reset_approve_it_and_it_is_delivered(page: Any, srv:
     assert page.inner_text("h1").startswith("Held emails")
     card = page.locator(f"#{held['approval_id']}")
     assert "alice@browser.example" in card.inner_text() and "Password reset" in card.inner_text()
-    assert f"key:{srv.key_id('agent')}" in card.inner_text()
+    assert card.locator(".who").first.inner_text() == "agent"  # the key's name, its id in the tooltip
     card.locator("summary").click()
     email_text = card.locator("pre").inner_text()
     assert "•••MASKED•••" in email_text and not JWT_RE.search(page.content())

@@ -19,6 +19,7 @@ from reset_mcp.compose import SUPPORTED_LOCALES, Branding, RequestContext
 from reset_mcp.compose.i18n import LOCALES_DIR, load_catalogs
 from reset_mcp.config import Settings
 from reset_mcp.context import SPECIAL_NETWORKS
+from reset_mcp.deps import Caller
 from reset_mcp.emails.security_alert import AUTOMATIC_REASON
 from reset_mcp.errors import ConfigError
 from reset_mcp.flows.reset import ResetInput
@@ -155,6 +156,16 @@ async def test_the_overseers_notice_shows_the_decision_deadline_in_the_overseers
     (notice,) = sent(backend, "oversight_notice")
     deadline = re.search(r"Decide before: (.+)", notice.text)
     assert deadline and deadline.group(1).endswith(" EST"), notice.text
+
+
+async def test_the_overseers_notice_names_the_key_that_asked(
+    settings_factory: Callable[..., Settings], backend: MemoryBackend
+) -> None:
+    async with app_with(settings_factory, backend, oversight_mode="gated", oversight_email="boss@acme.test") as app:
+        _, key = await app.service.keys.create("support-agent", ["send"])
+        await app.service.request_password_reset(reset(), Caller(f"key:{key.id}"))
+    (notice,) = sent(backend, "oversight_notice")
+    assert f"Requested by: support-agent (key:{key.id})" in notice.text
 
 
 def test_an_unknown_overseer_time_zone_is_refused_at_start(settings_factory: Callable[..., Settings]) -> None:

@@ -8,27 +8,42 @@ worker process), and re-queues a failed row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from reset_mcp.audit import ChainReport, verify_chain
 from reset_mcp.deps import Deps
 from reset_mcp.errors import NotFoundError
 from reset_mcp.flows.approvals import ApprovalDesk
 from reset_mcp.models import ApprovalView
+from reset_mcp.policy import abuse
+from reset_mcp.store import Tx
 from reset_mcp.store.records import (
     AdminSessionRecord,
     ApiKeyRecord,
     ApprovalRecord,
     AuditEntry,
+    ContactEvent,
     OutboxRow,
     SendRecord,
 )
-from reset_mcp.vocab import ApprovalStatus
+from reset_mcp.vocab import ATTEMPTS, ApprovalStatus, Risk
 
 AUDIT_PAGE = 5000  # entries a query while verifying: a long log never sits in one query
 PENDING_CAP = 100_000  # pending approvals counted for /metrics
 EXPIRED_SESSIONS_BATCH = 1000  # ended sessions cleared at each sign-in (sign-ins are rare)
+RECENT_ATTEMPTS = 5  # an account's attempts listed beside a held email
+
+
+@dataclass(frozen=True, slots=True)
+class AccountActivity:
+    """An account's reset attempts in the abuse window, and the abuse verdict on them now."""
+
+    risk: Risk
+    reasons: tuple[str, ...]
+    attempts: int  # in the window
+    window_minutes: int
+    recent: tuple[ContactEvent, ...]  # the newest RECENT_ATTEMPTS of them, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,9 @@ class PendingPage:
     pending: list[tuple[ApprovalView, SendRecord | None]]
     audit: list[AuditEntry]
     decided: ApprovalRecord | None  # the approval just decided, when the page names one
+    activity: dict[str, AccountActivity] = field(default_factory=dict)  # by held email's recipient
+    names: dict[str, str] = field(default_factory=dict)  # principal ("key:<id>") -> the key's name
+    subjects: dict[str, SendRecord] = field(default_factory=dict)  # the sends audit entries are about
 
 
 class AdminDesk:
@@ -48,11 +66,29 @@ class AdminDesk:
     # the approvals page ----------------------------------------------------------------
     async def pending_page(self, limit: int = 100, audit_limit: int = 30, decided: str | None = None) -> PendingPage:
         pending = (await self.approvals.list_pending(limit)).pending
+        now = self.deps.clock.now()
         async with self.deps.store.reading() as tx:
             sends = [(view, await tx.get_send(view.request_id)) for view in pending]
             audit = await tx.list_audit(newest=True, limit=audit_limit)
             approval = await tx.get_approval(decided) if decided else None
-        return PendingPage(sends, audit, approval)
+            activity: dict[str, AccountActivity] = {}
+            for view, _ in sends:
+                if view.recipient not in activity:
+                    activity[view.recipient] = await self._activity(tx, view.recipient, now)
+            # Every key, revoked ones too: older entries name them.
+            names = {f"key:{key.id}": key.name for key in await tx.list_api_keys()}
+            subjects = {send.id: send for _, send in sends if send is not None}
+            for entry in audit:
+                if entry.subject not in subjects and (send := await tx.get_send(entry.subject)) is not None:
+                    subjects[send.id] = send
+        return PendingPage(sends, audit, approval, activity, names, subjects)
+
+    async def _activity(self, tx: Tx, email: str, now: datetime) -> AccountActivity:
+        rules = self.deps.rules
+        report = await abuse.account_report(tx, rules, now, email=email, user_id=None)
+        since = now - timedelta(minutes=rules.window_minutes)
+        recent = await tx.list_events(email=email, since=since, event_types=ATTEMPTS, limit=RECENT_ATTEMPTS)
+        return AccountActivity(report.risk, tuple(report.reasons), report.attempts, rules.window_minutes, tuple(recent))
 
     async def send(self, send_id: str) -> SendRecord | None:
         async with self.deps.store.reading() as tx:

@@ -125,12 +125,15 @@ class Releaser:
         notice = SendRecord.new(kind, overseer, None, "oversight", {"about": about.id}, now)
         notice.decision = Action.SEND
         await tx.insert_send(notice)
+        requested_by = about.requested_by
+        if requested_by.startswith("key:") and (key := await tx.get_api_key(requested_by[4:])) is not None:
+            requested_by = f"{key.name} ({requested_by})"  # the name the overseer gave the key, and which key
         payload = oversight_notice.Payload(
             about_kind=about.kind,
             about_recipient=about.recipient,
             decision=decision,
             summary=summary,
-            requested_by=about.requested_by,
+            requested_by=requested_by,
             approval_id=approval_id,
             expires_at=expires_at,
             timezone=self.overseer_timezone,

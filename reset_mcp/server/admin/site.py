@@ -28,9 +28,10 @@ from reset_mcp.errors import ResetMCPError, StoreError, refusal
 from reset_mcp.links import ACTIONS
 from reset_mcp.policy.throttle import ClientThrottle
 from reset_mcp.server.admin import session as s
+from reset_mcp.server.admin.audit_lines import Names, audit_lines
 from reset_mcp.server.admin.email_links import EmailDecisions
 from reset_mcp.server.admin.pages import TEMPLATES, Pages
-from reset_mcp.server.admin.views import audit_rows, pending_item, try_render, when
+from reset_mcp.server.admin.views import kind_label, pending_item, try_render, when
 from reset_mcp.server.http.auth import AppHolder, HTTPProblem
 from reset_mcp.vocab import Scope
 
@@ -63,10 +64,14 @@ class AdminSite(Pages):
         app, now = self.app, self.now()
         wanted = request.query_params.get("decided", "")
         shown = await app.service.admin.pending_page(decided=wanted if _ID_RE.fullmatch(wanted) else None)
+        names = Names(shown.names)
+        activity = shown.activity.get
+        items = [pending_item(app, view, send, now, activity(view.recipient), names) for view, send in shown.pending]
+        audit = audit_lines(shown.audit, names, shown.subjects, lambda kind: kind_label(app, kind))
+        decided_by = names(shown.decided.decided_by) if shown.decided else None
         return self.page(
-            request, "pending.html.j2", status, session.value, signed_in=f"key:{record.id}", error=error,
-            items=[pending_item(app, view, send, now) for view, send in shown.pending], audit=audit_rows(shown.audit),
-            decided=shown.decided, when=when,
+            request, "pending.html.j2", status, session.value, signed_in=names(f"key:{record.id}"), error=error,
+            items=items, audit=audit, decided=shown.decided, decided_by=decided_by, when=when,
         )  # fmt: skip
 
     async def signin(self, request: Request) -> Response:

@@ -1,13 +1,13 @@
-"""What the approvals page shows: held emails as they would go out (link masked), times, audit rows.
+"""What the approvals page shows: held emails as they would go out (link masked), the
+account's risk and recent attempts beside each, times, people by name.
 
 The preview is `MessageFactory.preview`: the same rendering as the dispatcher's, from the
 send record's payload, except that a token is replaced by `MASK`: nothing is minted and
-no token record is written.
+no token record is written. The audit list is `audit_lines`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,8 +15,11 @@ from datetime import UTC, datetime
 from reset_mcp.app import App
 from reset_mcp.compose import RenderedEmail
 from reset_mcp.errors import ResetMCPError
+from reset_mcp.flows.admin import AccountActivity
 from reset_mcp.models import ApprovalView
-from reset_mcp.store.records import AuditEntry, SendRecord
+from reset_mcp.server.admin.audit_lines import Names
+from reset_mcp.store.records import ContactEvent, SendRecord
+from reset_mcp.vocab import Event
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +55,52 @@ def try_render(app: App, send: SendRecord | None, now: datetime) -> RenderedEmai
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One reset attempt on the account, as the card lists it."""
+
+    at: str
+    ip: str
+    device: str
+    location: str
+    by: str  # who asked, by name
+    refused: bool  # answered rate_limited
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    risk: str  # low | elevated | high
+    reasons: tuple[str, ...]
+    attempts: int
+    window_minutes: int
+    recent: tuple[Attempt, ...]
+
+
+def attempt(e: ContactEvent, names: Names) -> Attempt:
+    meta = e.metadata
+    return Attempt(
+        at=e.created_at.astimezone(UTC).strftime("%H:%M:%S UTC"),  # within the abuse window: today's clock
+        ip=e.ip or "-",
+        device=str(meta.get("device_label") or e.device or "unknown device"),
+        location=str(meta.get("location") or e.country or "unknown"),
+        by=names(str(meta["requested_by"])) if meta.get("requested_by") else "-",
+        refused=e.event_type == Event.RESET_RATE_LIMITED,
+    )
+
+
+def activity_view(found: AccountActivity | None, names: Names) -> Activity | None:
+    if found is None:
+        return None
+    recent = tuple(attempt(e, names) for e in found.recent)
+    return Activity(str(found.risk), found.reasons, found.attempts, found.window_minutes, recent)
+
+
+@dataclass(frozen=True, slots=True)
 class PendingItem:
     id: str
     kind: str
     kind_label: str
     recipient: str
-    requested_by: str
+    requested_by: str  # by name
     reason: str
     summary: str
     created: str
@@ -65,39 +108,33 @@ class PendingItem:
     expires_in: str
     subject: str | None
     text: str | None
+    requested_by_id: str = ""  # the principal itself
+    activity: Activity | None = None
 
 
-def pending_item(app: App, view: ApprovalView, send: SendRecord | None, now: datetime) -> PendingItem:
+def pending_item(
+    app: App,
+    view: ApprovalView,
+    send: SendRecord | None,
+    now: datetime,
+    activity: AccountActivity | None = None,
+    names: Names | None = None,
+) -> PendingItem:
     rendered = try_render(app, send, now)
+    names = names or Names({})
     return PendingItem(
         id=view.id,
         kind=view.kind,
         kind_label=kind_label(app, view.kind),
         recipient=view.recipient,
-        requested_by=view.requested_by,
+        requested_by=names(view.requested_by),
+        requested_by_id=view.requested_by,
         reason=view.reason,
-        summary=view.summary,
+        summary=names.replace_in(view.summary),
         created=when(view.created_at),
         expires=when(view.expires_at),
         expires_in=until(view.expires_at, now),
         subject=rendered.subject if rendered else None,
         text=rendered.text if rendered else None,
+        activity=activity_view(activity, names),
     )
-
-
-def audit_rows(entries: list[AuditEntry]) -> list[dict[str, str]]:
-    """Newest first, each detail as compact JSON (escaped by the template, capped)."""
-    rows = []
-    for e in sorted(entries, key=lambda entry: entry.seq, reverse=True):
-        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True, default=str)
-        rows.append(
-            {
-                "seq": str(e.seq),
-                "at": e.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "detail": detail if len(detail) <= 300 else detail[:299] + "…",
-            }
-        )
-    return rows
