@@ -1,7 +1,9 @@
 """The security alert to an account's owner: why, and the recent reset attempts.
 
-Template variables: reason, attempts (list of request: time, ip, device, location),
-more_attempts, details, name.
+Template variables: reason (the automatic alert's as the locale's sentence, an agent's as
+it gave it), attempts (list of request: time, ip, device, location), more_attempts,
+details, name. The template adds the owner's action from the branding: a button to
+`forgot_password_url`, else to `support_url`.
 """
 
 from __future__ import annotations
