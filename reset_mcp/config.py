@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reset_mcp.canonical import dotless_domain_set
 from reset_mcp.errors import ConfigError
 from reset_mcp.mail.base import MailOptions
 from reset_mcp.vocab import Mode
@@ -110,6 +111,16 @@ class Settings(BaseSettings):
 
     rate_limit_account_per_hour: int = Field(5, ge=1)
     rate_limit_ip_per_hour: int = Field(20, ge=1)
+    subaddress_separator: str = Field(
+        "+",
+        max_length=1,
+        description="Limits and risk count `a+tag@x` as `a@x` (the email still goes to the address given); "
+        "empty turns it off.",
+    )
+    dotless_domains: str = Field(
+        "gmail.com,googlemail.com",
+        description="Comma-separated domains whose mailboxes ignore dots (`a.b@` is `ab@`), for limits and risk.",
+    )
     geoip_db: Path | None = None
 
     http_host: str = "127.0.0.1"
@@ -229,6 +240,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (try: openssl rand -base64 48)")
         return value
 
+    @field_validator("subaddress_separator")
+    @classmethod
+    def _separator(cls, value: str) -> str:
+        # A letter, digit, dot or `@` would fold distinct mailboxes (`a.b` into `a`) together.
+        if value and (value.isalnum() or value in '.@"' or not value.isprintable() or value.isspace()):
+            raise ValueError("must be one punctuation character such as + or - (or empty to turn it off)")
+        return value
+
     @field_validator("primary_color")
     @classmethod
     def _colour(cls, value: str) -> str:
@@ -294,6 +313,10 @@ class Settings(BaseSettings):
     @property
     def effective_approval_window_minutes(self) -> int:
         return self.approval_window_minutes or self.token_ttl_minutes
+
+    @property
+    def dotless_domain_set(self) -> frozenset[str]:
+        return dotless_domain_set(self.dotless_domains)
 
     @property
     def fallback_secrets(self) -> list[str]:

@@ -66,6 +66,13 @@ def _fast_normalized(value: str) -> str | None:
     return normalized
 
 
+def unicode_domain(domain: str) -> str | None:
+    """email-validator's normalised form of a domain (Unicode labels, lower case), or None
+    if it refuses the domain. `xn--` labels come back as the Unicode they encode."""
+    forms = _domain_forms(domain)
+    return forms[0] if forms else None
+
+
 @lru_cache(maxsize=8192)
 def normalize_email(value: str) -> str:
     """Validated and normalised (domain lower-cased, IDNA); no DNS lookup."""
@@ -83,9 +90,14 @@ def normalize_email(value: str) -> str:
 
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        return ipaddress.ip_address(value.strip())
+        parsed = ipaddress.ip_address(value.strip())
     except (ValueError, AttributeError):
         raise InvalidInputError("ip: not a valid IPv4 or IPv6 address") from None
+    # A zone id names an interface of the host that saw the address, not a client: with it
+    # one address has endless spellings (`fe80::1%eth0`, `%1`, ...) that limits count apart.
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
+        raise InvalidInputError("ip: an IPv6 zone id (the part from '%') is not allowed")
+    return parsed
 
 
 def single_line(value: str | None, field: str, limit: int) -> str | None:
