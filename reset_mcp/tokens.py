@@ -7,6 +7,10 @@ dispatcher rebuilds the identical JWT at delivery time, so the database holds on
 
 `decode` never raises: it answers a claims object or a precise failure reason. The
 precise reason goes to the audit log; callers outside show one generic answer.
+
+The same secret keys a MAC over each token row's identity (`row_mac`): whoever can
+write to the database but does not hold the secret cannot point a row at another
+account, address, expiry or request without the MAC failing.
 """
 
 from __future__ import annotations
@@ -17,15 +21,21 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import jwt
+
+if TYPE_CHECKING:
+    from reset_mcp.store.records import TokenRecord
 
 ALGORITHM = "HS256"
 PURPOSE = "password_reset"
 MAX_TOKEN_CHARS = 4096
 # Tolerate small clock differences between instances for `iat`, never for `exp`.
 IAT_LEEWAY_SECONDS = 30
+ROW_MAC_VERSION = "v1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _derive(secret: bytes, label: str) -> bytes:
@@ -51,6 +61,13 @@ def jti_hash(jti: str) -> str:
     return hashlib.sha256(jti.encode()).hexdigest()
 
 
+def _row_message(record: TokenRecord) -> bytes:
+    # A JSON array: unambiguous however the fields are spelled (no separator to smuggle).
+    expires_us = (record.expires_at - _EPOCH) // timedelta(microseconds=1)
+    fields = ["reset-mcp/token-row", record.send_id, record.user_id, record.email, expires_us, record.jti_hash]
+    return json.dumps([*fields, record.kid], ensure_ascii=True, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
     jti: str
@@ -73,6 +90,12 @@ class _Key:
     signing: bytes
     jti: bytes
     header: bytes  # the JWS header segment, the same for every token of this key
+    row: bytes  # MACs token rows (`row_mac`)
+    audit: bytes  # keys the audit chain (`reset_mcp.audit`)
+
+
+def _row_mac(key: _Key, record: TokenRecord) -> str:
+    return f"{ROW_MAC_VERSION}:{hmac.digest(key.row, _row_message(record), 'sha256').hex()}"
 
 
 class TokenSigner:
@@ -86,11 +109,46 @@ class TokenSigner:
     @staticmethod
     def _key(secret: bytes) -> _Key:
         kid = _derive(secret, "kid").hex()[:16]
-        return _Key(kid=kid, signing=_derive(secret, "jwt"), jti=_derive(secret, "jti"), header=_jws_header(kid))
+        return _Key(
+            kid=kid,
+            signing=_derive(secret, "jwt"),
+            jti=_derive(secret, "jti"),
+            header=_jws_header(kid),
+            row=_derive(secret, "token-row"),
+            audit=_derive(secret, "audit"),
+        )
 
     @property
     def kid(self) -> str:
         return self._current.kid
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """The key ids of the ring, the current one first."""
+        return (self._current.kid, *(k for k in self._ring if k != self._current.kid))
+
+    @property
+    def audit_ring(self) -> dict[str, bytes]:
+        """The audit chain's keys by key id, the current key first."""
+        ring = {self._current.kid: self._current.audit}
+        ring.update((k.kid, k.audit) for k in self._ring.values())
+        return ring
+
+    def row_mac(self, record: TokenRecord) -> str:
+        """The MAC a token row carries, under the key of the row's `kid` (the key that
+        signs its link): over its send id, user id, email, expiry, jti hash and kid."""
+        key = self._ring.get(record.kid)
+        if key is None:
+            raise ValueError("token key id is not in the key ring")
+        return _row_mac(key, record)
+
+    def row_mac_ok(self, record: TokenRecord) -> bool:
+        """Whether the row is as the server wrote it. False without a MAC, with a MAC made
+        by another key, or when the row's kid has left the ring (its link is dead too)."""
+        key = self._ring.get(record.kid)
+        if key is None or not record.mac:
+            return False
+        return hmac.compare_digest(_row_mac(key, record), record.mac)
 
     def jti_for(self, request_id: str, kid: str | None = None) -> str:
         """256 bits that only a holder of the secret can derive from the request id."""

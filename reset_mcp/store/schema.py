@@ -159,6 +159,15 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             "CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at)",
         ],
     ),
+    (
+        5,
+        "tokens.mac: a MAC of each token row's identity under a key derived from the secret",
+        [
+            # NULL on the rows written before: `token_rows.seal_unsealed` MACs the live
+            # ones at the first start with the secret; every check refuses a NULL MAC.
+            "ALTER TABLE tokens ADD COLUMN mac TEXT",
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (

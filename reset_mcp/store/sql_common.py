@@ -52,7 +52,9 @@ Row = Mapping[str, Any]
 SEND_COLS = (
     "id, kind, recipient, user_id, status, reason, requested_by, decision, created_at, updated_at, expires_at, payload"
 )
-TOKEN_COLS = "jti_hash, send_id, user_id, email, kid, issued_at, expires_at, consumed_at, revoked_at, revoke_reason"  # noqa: S105
+TOKEN_COLS = (
+    "jti_hash, send_id, user_id, email, kid, issued_at, expires_at, consumed_at, revoked_at, revoke_reason, mac"  # noqa: S105
+)
 OUTBOX_COLS = (
     "id, send_id, kind, recipient, message_id, status, created_at, next_attempt_at, payload, attempts, "
     "not_after, last_error, provider_message_id, sent_at, lease_owner, lease_until"
@@ -87,13 +89,14 @@ def token_from(r: Row) -> TokenRecord:
         jti_hash=r["jti_hash"], send_id=r["send_id"], user_id=r["user_id"], email=r["email"], kid=r["kid"],
         issued_at=req_dt(r["issued_at"]), expires_at=req_dt(r["expires_at"]),
         consumed_at=dt(r["consumed_at"]), revoked_at=dt(r["revoked_at"]), revoke_reason=r["revoke_reason"],
+        mac=r["mac"],
     )  # fmt: skip
 
 
 def token_values(t: TokenRecord) -> tuple[Any, ...]:
     return (
         t.jti_hash, t.send_id, t.user_id, t.email, t.kid, ts(t.issued_at), ts(t.expires_at),
-        ts(t.consumed_at), ts(t.revoked_at), t.revoke_reason,
+        ts(t.consumed_at), ts(t.revoked_at), t.revoke_reason, t.mac,
     )  # fmt: skip
 
 

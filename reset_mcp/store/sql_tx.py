@@ -10,6 +10,7 @@ contract is split by subject: sends, tokens and approvals here, the outbox in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +54,7 @@ class SqlTx(OutboxSql, HistorySql):
 
     # tokens --------------------------------------------------------------------------
     async def insert_token(self, token: TokenRecord) -> None:
-        await self._exec(f"INSERT INTO tokens ({c.TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)", c.token_values(token))
+        await self._exec(f"INSERT INTO tokens ({c.TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", c.token_values(token))
 
     async def get_token(self, jti_hash: str) -> TokenRecord | None:
         row = await self._one(f"SELECT {c.TOKEN_COLS} FROM tokens WHERE jti_hash = ?", (jti_hash,))
@@ -62,6 +63,23 @@ class SqlTx(OutboxSql, HistorySql):
     async def get_token_for_send(self, send_id: str) -> TokenRecord | None:
         row = await self._one(f"SELECT {c.TOKEN_COLS} FROM tokens WHERE send_id = ?", (send_id,))
         return c.token_from(row) if row else None
+
+    async def unsealed_tokens(
+        self, now: datetime, until: datetime, kids: Sequence[str], limit: int
+    ) -> list[TokenRecord]:
+        if not kids:
+            return []
+        rows = await self._all(
+            f"SELECT {c.TOKEN_COLS} FROM tokens WHERE mac IS NULL AND consumed_at IS NULL AND revoked_at IS NULL "
+            f"AND expires_at > ? AND expires_at <= ? AND kid IN ({','.join('?' * len(kids))}) "
+            "ORDER BY expires_at LIMIT ?",
+            (c.ts(now), c.ts(until), *kids, limit),
+        )
+        return [c.token_from(r) for r in rows]
+
+    async def seal_token(self, jti_hash: str, mac: str) -> bool:
+        count = await self._exec("UPDATE tokens SET mac = ? WHERE jti_hash = ? AND mac IS NULL", (mac, jti_hash))
+        return count == 1
 
     async def consume_token(self, jti_hash: str, now: datetime) -> bool:
         # The row count is the lock: of racing consumers exactly one sees 1.
