@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         description="Comma-separated domains whose mailboxes ignore dots (`a.b@` is `ab@`), for limits and risk.",
     )
     geoip_db: Path | None = None
+    audit_anchor_file: Path | None = Field(
+        None,
+        description="Append-only file recording the audit chain's head after each commit, so a cut-off tail is "
+        "found; keep it where a database writer cannot reach.",
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8765, ge=0, le=65535)

@@ -16,7 +16,7 @@ only until its original expiry.
 
 Rows written before schema version 4 have no MAC. `seal_unsealed` MACs the live ones
 once, when the upgraded server first starts; from then on a row without a MAC is refused
-everywhere (see docs/SECURITY.md).
+everywhere: a writer who clears a MAC gains nothing.
 """
 
 from __future__ import annotations

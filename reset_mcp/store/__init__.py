@@ -25,8 +25,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
+from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import ConfigError
 from reset_mcp.store.records import (
     AdminSessionRecord,
@@ -38,6 +40,9 @@ from reset_mcp.store.records import (
     SendRecord,
     TokenRecord,
 )
+
+if TYPE_CHECKING:
+    from reset_mcp.audit import AuditKey
 
 __all__ = [
     "AdminSessionRecord",
@@ -204,18 +209,38 @@ class Store(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def open_store(url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, migrate: bool = True) -> Store:
-    """Open the store a URL names (`sqlite:///path`, `postgresql://...`); drivers load lazily."""
-    if url.startswith("sqlite://"):
-        from reset_mcp.store.sqlite import SqliteStore
+async def open_store(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+    migrate: bool = True,
+    audit_key: AuditKey | None = None,
+    anchor_file: Path | str | None = None,
+) -> Store:
+    """Open the store a URL names (`sqlite:///path`, `postgresql://...`); drivers load lazily.
 
-        store: Store = await SqliteStore.open(url)
-    elif url.startswith(("postgresql://", "postgres://")):
-        from reset_mcp.store.postgres import PostgresStore
-
-        store = await PostgresStore.open(url, pool_size=pool_size, pool_timeout=pool_timeout)
-    else:
+    With `audit_key` new audit entries are keyed (HMAC, see `reset_mcp.audit`); with
+    `anchor_file` every commit that appended audit entries records the chain's new head
+    there (`reset_mcp.audit_anchor`); the store closes the file with itself."""
+    if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ConfigError("RESET_MCP_DATABASE_URL must start with sqlite:/// or postgresql://")
+    anchor = AuditAnchor.open(anchor_file) if anchor_file is not None else None
+    try:
+        if url.startswith("sqlite://"):
+            from reset_mcp.store.sqlite import SqliteStore
+
+            store: Store = await SqliteStore.open(url, audit_key=audit_key, anchor=anchor)
+        else:
+            from reset_mcp.store.postgres import PostgresStore
+
+            store = await PostgresStore.open(
+                url, pool_size=pool_size, pool_timeout=pool_timeout, audit_key=audit_key, anchor=anchor
+            )
+    except BaseException:
+        if anchor is not None:
+            anchor.close()
+        raise
     if migrate:
         await store.migrate()
     return store

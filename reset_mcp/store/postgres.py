@@ -25,6 +25,8 @@ from typing import Any
 
 import asyncpg
 
+from reset_mcp.audit import AuditKey
+from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import StoreError, StoreUnavailableError
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
@@ -78,8 +80,9 @@ def _wrap(exc: BaseException, what: str = "database error") -> StoreError:
 class _PgTx(SqlTx):
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, audit_key: AuditKey | None = None) -> None:
         self._conn = conn
+        self.audit_key = audit_key
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         try:
@@ -109,14 +112,33 @@ class _PgTx(SqlTx):
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool, display: str, pool_size: int, pool_timeout: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        display: str,
+        pool_size: int,
+        pool_timeout: float,
+        *,
+        audit_key: AuditKey | None = None,
+        anchor: AuditAnchor | None = None,
+    ) -> None:
         self._pool = pool
         self.url_for_display = display
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
+        self.audit_key = audit_key
+        self.anchor = anchor
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 10, pool_timeout: float = 5.0) -> PostgresStore:
+    async def open(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 5.0,
+        audit_key: AuditKey | None = None,
+        anchor: AuditAnchor | None = None,
+    ) -> PostgresStore:
         display = url_for_display(url)
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, timeout=pool_timeout)
@@ -127,7 +149,7 @@ class PostgresStore:
             # The driver's own text may quote the URL it could not parse.
             wrapped = _wrap(exc, f"cannot open PostgreSQL database at {display}")
             raise StoreError(hide_url_secrets(str(wrapped), url)) from exc
-        return cls(pool, display, pool_size, pool_timeout)
+        return cls(pool, display, pool_size, pool_timeout, audit_key=audit_key, anchor=anchor)
 
     async def _acquire(self) -> asyncpg.Connection:
         try:
@@ -149,11 +171,15 @@ class PostgresStore:
     async def transaction(self) -> AsyncIterator[SqlTx]:
         conn = await self._acquire()
         try:
+            tx = _PgTx(conn, self.audit_key)
             try:
                 async with conn.transaction():
-                    yield _PgTx(conn)
+                    yield tx
             except DRIVER_ERRORS as exc:  # BEGIN, COMMIT or ROLLBACK failed
                 raise _wrap(exc, "transaction failed") from exc
+            # Committed (an error above skips this): the chain's new head may be anchored.
+            if tx.audit_head is not None and self.anchor is not None:
+                self.anchor.record(*tx.audit_head)
         finally:
             await self._release(conn)
 
@@ -207,6 +233,8 @@ class PostgresStore:
             await tx._one("SELECT 1 AS ok")
 
     async def aclose(self) -> None:
+        if self.anchor is not None:
+            self.anchor.close()
         try:
             await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
         except TimeoutError:

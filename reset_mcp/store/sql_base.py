@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from reset_mcp.audit import AuditKey
 from reset_mcp.store import sql_common as c
 
 
@@ -12,6 +13,8 @@ class SqlBase:
     """Subclasses (one per driver) provide `_exec` (returns the row count), `_one`, `_all`."""
 
     skip_locked = ""  # " FOR UPDATE SKIP LOCKED" on PostgreSQL
+    audit_key: AuditKey | None = None  # keys new audit entries (the store's, set per transaction)
+    audit_head: tuple[int, str] | None = None  # (seq, hash) of the last entry this transaction appended
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         raise NotImplementedError

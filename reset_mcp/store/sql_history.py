@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from reset_mcp.audit import GENESIS, entry_hash
+from reset_mcp.audit import GENESIS, entry_hash, keyed_entry_hash
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.records import AdminSessionRecord, ApiKeyRecord, AuditEntry, ContactEvent
 from reset_mcp.store.sql_base import SqlBase
@@ -88,11 +88,15 @@ class HistorySql(SqlBase):
         # up as an index search in a query plan on SQLite, where seq is the rowid.
         last = await self._one("SELECT seq, hash FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
         seq, prev = (int(last["seq"]) + 1, last["hash"]) if last else (1, GENESIS)
-        digest = entry_hash(prev, seq, at, actor, action, subject, detail)
+        if self.audit_key is None:
+            digest = entry_hash(prev, seq, at, actor, action, subject, detail)
+        else:
+            digest = keyed_entry_hash(self.audit_key, prev, seq, at, actor, action, subject, detail)
         await self._exec(
             f"INSERT INTO audit ({c.AUDIT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
             (seq, c.ts(at), actor, action, subject, c.dump(detail), prev, digest),
         )
+        self.audit_head = (seq, digest)  # anchored by the store once this transaction commits
         return AuditEntry(seq, at, actor, action, subject, detail, prev, digest)
 
     async def list_audit(self, *, after_seq: int = 0, limit: int = 1000, newest: bool = False) -> list[AuditEntry]:

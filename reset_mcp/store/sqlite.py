@@ -35,6 +35,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from reset_mcp.audit import AuditKey
+from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import StoreError
 from reset_mcp.private import DIR_MODE, create_private_file, tighten
 from reset_mcp.store import sql_common as c
@@ -66,8 +68,9 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 class _SqliteTx(SqlTx):
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, audit_key: AuditKey | None = None) -> None:
         self._conn = conn
+        self.audit_key = audit_key
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         cursor = self._conn.execute(sql, tuple(args))
@@ -93,22 +96,34 @@ class _SqliteTx(SqlTx):
 class _Group:
     """Transactions committed together (see `SqliteStore.transaction`)."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "head")
 
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.error: StoreError | None = None
+        self.head: tuple[int, str] | None = None  # the newest audit entry its bodies appended
 
 
 class SqliteStore:
-    def __init__(self, conn: sqlite3.Connection, display: str) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        display: str,
+        *,
+        audit_key: AuditKey | None = None,
+        anchor: AuditAnchor | None = None,
+    ) -> None:
         self._conn = conn
         self._lock = anyio.Lock()
         self._group: _Group | None = None  # the transaction group open now, if any
         self.url_for_display = display
+        self.audit_key = audit_key
+        self.anchor = anchor
 
     @classmethod
-    async def open(cls, url: str) -> SqliteStore:
+    async def open(
+        cls, url: str, *, audit_key: AuditKey | None = None, anchor: AuditAnchor | None = None
+    ) -> SqliteStore:
         path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
         if path in ("", ":memory:"):
             path = ":memory:"
@@ -131,7 +146,7 @@ class SqliteStore:
                 conn.execute(pragma)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite database at {path}: {exc}") from exc
-        return cls(conn, f"sqlite:///{path}")
+        return cls(conn, f"sqlite:///{path}", audit_key=audit_key, anchor=anchor)
 
     async def _begin(self) -> None:
         try:
@@ -187,11 +202,14 @@ class SqliteStore:
             failure: BaseException | None = None
             changes = self._conn.total_changes
             self._conn.execute("SAVEPOINT body")
+            tx = _SqliteTx(self._conn, self.audit_key)
             try:
-                yield _SqliteTx(self._conn)
+                yield tx
             except BaseException as exc:
                 failure = exc
             self._end_body(group, failure is not None)
+            if failure is None and tx.audit_head is not None:
+                group.head = tx.audit_head  # bodies run in order: the last one's is the newest
             if leader and self._conn.total_changes == changes:
                 # A read (an API key check, a status query): nothing to share a commit
                 # for, so it ends at once, and no one has joined yet.
@@ -265,6 +283,9 @@ class SqliteStore:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 group.error = StoreError(f"commit failed: {exc}")
+            else:
+                if group.head is not None and self.anchor is not None:
+                    self.anchor.record(*group.head)
         if group.error is not None and self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
         group.done.set()
@@ -297,3 +318,5 @@ class SqliteStore:
 
     async def aclose(self) -> None:
         self._conn.close()  # the last connection to close checkpoints what is left
+        if self.anchor is not None:
+            self.anchor.close()
