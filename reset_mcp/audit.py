@@ -28,10 +28,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reset_mcp.store import Tx
 from reset_mcp.store.records import AuditEntry
+
+if TYPE_CHECKING:
+    from reset_mcp.tokens import TokenSigner
 
 GENESIS = "0" * 64
 KEYED = "v2"
@@ -50,6 +53,11 @@ class AuditKey:
 
     kid: str
     key: bytes
+
+    @classmethod
+    def current(cls, signer: TokenSigner) -> AuditKey:
+        """The key new entries get: the one of the current signing secret."""
+        return cls(signer.kid, signer.audit_ring[signer.kid])
 
 
 def _message(prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: Any) -> bytes:

@@ -44,7 +44,9 @@ pg_url = pg_database_fixture()
 
 
 def audit_key(signer: TokenSigner) -> AuditKey:
-    return AuditKey(signer.kid, signer.audit_ring[signer.kid])
+    key = AuditKey.current(signer)
+    assert key.kid == signer.kid and len(key.key) == 32
+    return key
 
 
 SIGNER = TokenSigner(NEW)
