@@ -13,7 +13,7 @@ secret is in the ring). A store opened with an `AuditKey` writes version 2; the 
 keyed entry's MAC covers the last version 1 hash, which pins the older entries as they
 were. Once a chain holds a keyed entry, checked with the key ring:
 - a later version 1 entry is refused (re-hashing without the key is a downgrade);
-- the newest entry must be keyed under a key of the ring (`rekey_head` writes one at
+- the newest entry must be keyed under a key of the ring (`audit_head.rekey_head` writes one at
   start after an upgrade or a rotation, so a quiet log is not a false alarm).
 Deleting the newest entries leaves a valid shorter chain: only a record kept outside
 the database sees that (`reset_mcp.audit_anchor`, passed to `verify_chain`).
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from reset_mcp.store import Tx
 from reset_mcp.store.records import AuditEntry
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
 
 GENESIS = "0" * 64
 KEYED = "v2"
-LEGACY_LABEL = "sha256"  # how `rekey_head` names an unkeyed head
+LEGACY_LABEL = "sha256"  # how `audit_head.rekey_head` names an unkeyed head
 _LEGACY = re.compile(r"[0-9a-f]{64}")
 _KEYED = re.compile(r"v2:([0-9a-f]{16}):([0-9a-f]{64})")
 
@@ -160,26 +159,3 @@ def verify_chain(
             prev_seq + 1,
         )
     return ChainReport(True, checked, keyed=keyed, unchecked_through=unchecked)
-
-
-REKEY_ACTION = "audit_key_changed"
-
-
-async def rekey_head(tx: Tx, key: AuditKey, now: datetime) -> AuditEntry | None:
-    """Append an entry keyed under `key` when the newest entry is not (after the upgrade
-    to keyed entries, or a rotation of the secret); None when it already is, or the log
-    is empty. Run at start, in a transaction of a store opened with `key`."""
-    newest = await tx.list_audit(newest=True, limit=1)
-    if not newest or hash_kid(newest[0].hash) == key.kid:
-        return None
-    was = hash_kid(newest[0].hash) or LEGACY_LABEL
-    return await tx.append_audit(
-        at=now, actor="reset-mcp", action=REKEY_ACTION, subject="audit", detail={"from": was, "to": key.kid}
-    )
-
-
-async def chain_head(tx: Tx) -> tuple[int, str]:
-    """The newest entry's (seq, hash), (0, GENESIS) for an empty log: for /metrics, where
-    a scraper keeps a history of heads outside the database."""
-    newest = await tx.list_audit(newest=True, limit=1)
-    return (newest[0].seq, newest[0].hash) if newest else (0, GENESIS)

@@ -21,18 +21,9 @@ import pytest
 from pg import fresh_schema_url, pg_database_fixture
 
 from reset_mcp import audit_anchor
-from reset_mcp.audit import (
-    GENESIS,
-    REKEY_ACTION,
-    AuditKey,
-    chain_head,
-    entry_hash,
-    hash_kid,
-    keyed_entry_hash,
-    rekey_head,
-    verify_chain,
-)
+from reset_mcp.audit import GENESIS, AuditKey, entry_hash, hash_kid, keyed_entry_hash, verify_chain
 from reset_mcp.audit_anchor import AuditAnchor
+from reset_mcp.audit_head import REKEY_ACTION, chain_head, rekey_head
 from reset_mcp.errors import ConfigError
 from reset_mcp.store import Store, open_store
 from reset_mcp.store.records import AuditEntry

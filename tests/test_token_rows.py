@@ -14,7 +14,7 @@ from pg import fresh_schema_url, pg_database_fixture
 
 from reset_mcp.app import App
 from reset_mcp.clock import FakeClock
-from reset_mcp.service import ResetInput
+from reset_mcp.flows.reset import ResetInput
 from reset_mcp.store import Store, open_store
 from reset_mcp.store import postgres as pg_store
 from reset_mcp.store import sqlite as sqlite_store
