@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from reset_mcp import __version__
+from reset_mcp.audit import AuditKey
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.compose import Composer
 from reset_mcp.compose.models import Branding
@@ -34,6 +35,7 @@ from reset_mcp.emails.registry import BUILTIN, EmailKinds
 from reset_mcp.errors import ConfigError
 from reset_mcp.flows.jobs import JobRunner
 from reset_mcp.flows.reset import ResetService
+from reset_mcp.flows.startup import on_open
 from reset_mcp.links import ApprovalLinks
 from reset_mcp.mail import EmailBackend, open_email_backend
 from reset_mcp.metrics import Metrics
@@ -166,6 +168,7 @@ async def build_app(
     links = None
     if approval_links and settings.oversight_email:
         links = ApprovalLinks(secret, settings.public_base_url, settings.oversight_email)
+    signer = TokenSigner(secret, settings.fallback_secrets)
     async with AsyncExitStack() as stack:
         geo = GeoLocator(settings.geoip_db)
         stack.callback(geo.close)
@@ -174,13 +177,18 @@ async def build_app(
                 settings.effective_database_url,
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout_seconds,
+                audit_key=AuditKey.current(signer),
+                anchor_file=settings.audit_anchor_file,
             )
             stack.push_async_callback(store.aclose)
+        await on_open(store, signer, clock, audit_key=store.audit_key)
         if backend is None:
             backend = open_email_backend(settings.mail_options())
             stack.push_async_callback(backend.aclose)
         counted = Metrics() if metrics else None
-        app = _wire(settings, clock, secret, registry, policy, composer, links, counted, geo, store, backend, observers)
+        app = _wire(
+            settings, clock, secret, signer, registry, policy, composer, links, counted, geo, store, backend, observers
+        )
         try:
             yield app
         finally:
@@ -191,6 +199,7 @@ def _wire(
     settings: Settings,
     clock: Clock,
     secret: str,
+    signer: TokenSigner,
     kinds: EmailKinds,
     policy: Policy,
     composer: Composer,
@@ -201,7 +210,6 @@ def _wire(
     backend: EmailBackend,
     observers: Sequence[Observer],
 ) -> App:
-    signer = TokenSigner(secret, settings.fallback_secrets)
     env = render_env(settings, composer, links)
     messages = MessageFactory(
         kinds, env, signer, from_address=settings.from_address, from_name=settings.sender_name or settings.product_name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from reset_mcp.outbox.dispatcher import DeliveryOutcome
 from reset_mcp.store.records import OUTBOX_STATUSES, OutboxRow
@@ -42,6 +42,17 @@ class Metrics:
         self.outbox_depth = Gauge(
             "reset_mcp_outbox_depth", "Outbox rows by status.", ["status"], registry=self.registry
         )
+        # The audit chain's head: a scraper that keeps their history holds a record of the
+        # chain outside the database, as the anchor file does (a cut-off tail shows).
+        self.audit_head_seq = Gauge(
+            "reset_mcp_audit_head_seq", "Sequence number of the newest audit entry.", registry=self.registry
+        )
+        self.audit_head = Info("reset_mcp_audit_head", "Hash of the newest audit entry.", registry=self.registry)
+        self.anchor_failures = Gauge(
+            "reset_mcp_audit_anchor_write_failures",
+            "Audit anchor lines this process failed to write (see the log).",
+            registry=self.registry,
+        )
         # Children bound once: `labels()` takes a lock and builds a key on every call.
         self._delivered = {status: self.deliveries.labels(status) for status in OutboxStatus}
 
@@ -54,8 +65,20 @@ class Metrics:
         if outcome.status in _ATTEMPTED:
             self.delivery_seconds.observe(outcome.elapsed_ms / 1000)
 
-    def render(self, outbox_counts: Mapping[str, int], pending_approvals: int) -> bytes:
+    def render(
+        self,
+        outbox_counts: Mapping[str, int],
+        pending_approvals: int,
+        *,
+        audit_head: tuple[int, str] | None = None,
+        anchor_failures: int | None = None,
+    ) -> bytes:
         self.pending_approvals.set(pending_approvals)
+        if audit_head is not None:
+            self.audit_head_seq.set(audit_head[0])
+            self.audit_head.info({"hash": audit_head[1]})
+        if anchor_failures is not None:
+            self.anchor_failures.set(anchor_failures)
         for status in sorted({*OUTBOX_STATUSES, *outbox_counts}):
             self.outbox_depth.labels(status).set(outbox_counts.get(status, 0))
         return generate_latest(self.registry)

@@ -28,10 +28,11 @@ from reset_mcp.mail import OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.store import open_store
 from reset_mcp.store.records import AuditEntry
-from reset_mcp.tokens import jti_hash
+from reset_mcp.tokens import TokenSigner, jti_hash
 from tests.conftest import SECRET, reset_args, token_from
 
 REPO = Path(__file__).resolve().parents[1]
+RING = TokenSigner(SECRET).audit_ring  # the chain is keyed: checked with the key ring
 POLICY = """
 [kinds]
 password_reset = "gated"
@@ -98,7 +99,7 @@ async def test_the_chain_verifies_after_a_full_flow_and_records_every_decision(
 ) -> None:
     await _full_flow(flow_settings, clock)
     entries = await _entries(flow_settings)
-    report = verify_chain(entries)
+    report = verify_chain(entries, RING)
     assert report.ok and report.checked == len(entries) and report.problem is None
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     assert entries[0].prev_hash == GENESIS
@@ -172,7 +173,7 @@ def test_an_edited_row_is_detected_by_the_cli_subprocess(flowed: Settings) -> No
     victim = next(e for e in entries if e.action == "approval_rejected")
     _tamper(flowed, "UPDATE audit SET detail = ? WHERE seq = ?", '{"approval_id":"x","reason":"ok"}', victim.seq)
 
-    report = verify_chain(anyio.run(_entries, flowed))
+    report = verify_chain(anyio.run(_entries, flowed), RING)
     assert not report.ok and report.bad_seq == victim.seq
     assert report.problem == f"entry {victim.seq} was altered"
     assert report.checked == victim.seq - 1
@@ -201,9 +202,9 @@ def test_any_edited_field_breaks_the_chain(flowed: Settings) -> None:
     ]
     for edit in edits:
         edited = [*entries[:2], replace(entries[2], **edit), *entries[3:]]
-        report = verify_chain(edited)
+        report = verify_chain(edited, RING)
         assert not report.ok and report.bad_seq in (3, 4), edit  # a new hash breaks the next link
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, RING).ok
 
 
 def test_a_deleted_middle_row_is_detected(
@@ -213,7 +214,7 @@ def test_a_deleted_middle_row_is_detected(
     assert count > 6
     _tamper(flowed, "DELETE FROM audit WHERE seq = 4")
 
-    report = verify_chain(anyio.run(_entries, flowed))
+    report = verify_chain(anyio.run(_entries, flowed), RING)
     assert not report.ok and report.problem == "entry 4 is missing (next is 5)" and report.checked == 3
 
     assert _cli_in_process(flowed, monkeypatch, "audit", "verify") == 1
@@ -226,7 +227,7 @@ def test_a_relinked_row_is_still_detected(flowed: Settings) -> None:
     entries = anyio.run(_entries, flowed)
     _tamper(flowed, "DELETE FROM audit WHERE seq = 4")
     _tamper(flowed, "UPDATE audit SET seq = 4, prev_hash = ? WHERE seq = 5", entries[2].hash)
-    report = verify_chain(anyio.run(_entries, flowed))
+    report = verify_chain(anyio.run(_entries, flowed), RING)
     assert not report.ok and report.bad_seq == 4 and report.problem == "entry 4 was altered"
 
 
@@ -257,4 +258,4 @@ async def test_a_refused_token_is_audited_without_the_token(app: App, clock: Fak
     [entry] = [e for e in entries if e.action == "verify_refused"]
     assert entry.detail == {"reason": "bad_signature"}
     assert tampered not in repr(entry) and "c2lnbmF0dXJl" not in repr(entry)
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, RING).ok

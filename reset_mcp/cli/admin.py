@@ -76,11 +76,23 @@ async def _audit(app: App, args: argparse.Namespace) -> int:
         for e in await admin.audit_tail(args.n):
             print(f"{e.seq:>6}  {_when(e.at)}  {e.actor:<20} {e.action:<18} {e.subject}  {json.dumps(e.detail)}")
         return 0
-    report = await admin.verify_audit()
+    anchor = app.settings.audit_anchor_file
+    report = await admin.verify_audit(anchor)
     if report.ok:
-        print(f"audit log intact: {report.checked} entries, hash chain verified")
+        keyed = f", {report.keyed} keyed entries checked with the key ring" if report.keyed else ""
+        anchored = f", heads recorded in {anchor} all present" if anchor is not None else ""
+        print(f"audit log intact: {report.checked} entries, hash chain verified{keyed}{anchored}")
+        if report.unchecked_through:
+            print(
+                f"warning: entries 1 to {report.unchecked_through} are keyed under a secret no longer in the "
+                "ring: their links hold, their contents could not be checked",
+                file=sys.stderr,
+            )
         return 0
-    print(f"audit log BROKEN at entry {report.bad_seq}: {report.problem}", file=sys.stderr)
+    if report.bad_seq is None:
+        print(f"audit log NOT VERIFIED: {report.problem}", file=sys.stderr)
+    else:
+        print(f"audit log BROKEN at entry {report.bad_seq}: {report.problem}", file=sys.stderr)
     return 1
 
 

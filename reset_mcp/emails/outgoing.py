@@ -38,6 +38,11 @@ class MessageFactory:
         self._from_name = clean_header_text(from_name, 80)
         self._domain = from_address.rpartition("@")[2] or "reset-mcp.local"
 
+    @property
+    def signer(self) -> TokenSigner:
+        """The key ring links are minted with (the dispatcher checks token rows against it)."""
+        return self._signer
+
     def message_id(self, row_id: str) -> str:
         return f"<{row_id}@{self._domain}>"
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from reset_mcp.audit import ChainReport, verify_chain
+from reset_mcp import audit_anchor
+from reset_mcp.audit import ChainReport, hash_kid, verify_chain
+from reset_mcp.audit_head import chain_head
 from reset_mcp.deps import Deps
 from reset_mcp.errors import NotFoundError
 from reset_mcp.flows.approvals import ApprovalDesk
@@ -121,16 +124,31 @@ class AdminDesk:
         async with self.deps.store.reading() as tx:
             return await tx.list_audit(newest=True, limit=n)
 
-    async def verify_audit(self) -> ChainReport:
+    async def verify_audit(self, anchor_file: Path | None = None) -> ChainReport:
+        """The whole chain checked: keyed entries with the key ring (whenever the store keys
+        its entries or the chain holds a keyed one), and against the heads `anchor_file`
+        recorded. The file is read before the chain: a head anchored after a commit is then
+        always in what is read (the other order would race a running server's commits)."""
+        anchors = audit_anchor.read(anchor_file) if anchor_file is not None else None
+        if anchors is not None and anchors.problem is not None:
+            return ChainReport(False, 0, anchors.problem)
         entries: list[AuditEntry] = []
         after = 0
         while True:
             async with self.deps.store.reading() as tx:
                 page = await tx.list_audit(after_seq=after, limit=AUDIT_PAGE)
             if not page:
-                return verify_chain(entries)
+                break
             entries.extend(page)
             after = page[-1].seq
+        keyed = self.deps.store.audit_key is not None or any(hash_kid(e.hash) for e in entries)
+        ring = self.deps.signer.audit_ring if keyed else None
+        return verify_chain(entries, ring, anchors=anchors.heads if anchors is not None else None)
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The chain's newest (seq, hash), for /metrics."""
+        async with self.deps.store.reading() as tx:
+            return await chain_head(tx)
 
     # the outbox ------------------------------------------------------------------------
     async def outbox_counts(self) -> dict[str, int]:

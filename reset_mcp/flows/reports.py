@@ -6,6 +6,7 @@ from reset_mcp.deps import Caller, Deps
 from reset_mcp.models import ReportResult
 from reset_mcp.policy import abuse
 from reset_mcp.store.records import ContactEvent
+from reset_mcp.token_rows import token_refusal
 from reset_mcp.tokens import jti_hash
 from reset_mcp.vocab import Event
 
@@ -29,6 +30,11 @@ async def report_unrequested(deps: Deps, token: str, caller: Caller) -> ReportRe
         if record is None:
             return ReportResult(reported=False, revoked=False, reason=INVALID)
         revoked = await tx.revoke_token(record.jti_hash, now, "reported as not requested by the owner")
+        # Killing a link is always safe, but the account the report counts against comes
+        # from the signed claims: a row someone edited must not steer risk onto another.
+        if token_refusal(d.signer, record, claims) is not None:
+            await d.audit(tx, caller.id, "reset_reported", record.send_id, now, revoked=revoked, row="refused")
+            return ReportResult(reported=False, revoked=revoked, reason=INVALID)
         await tx.insert_event(
             ContactEvent(
                 email=record.email,

@@ -29,6 +29,7 @@ from reset_mcp.policy import abuse
 from reset_mcp.policy.gate import gate
 from reset_mcp.policy.throttle import FailureThrottle
 from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
+from reset_mcp.token_rows import token_refusal
 from reset_mcp.tokens import TokenClaims, jti_hash
 from reset_mcp.validation import identifier, normalize_email, parse_ip, single_line
 from reset_mcp.vocab import Event, OutboxStatus, Risk, SendStatus
@@ -163,6 +164,8 @@ class ResetService:
                 record = await tx.get_token(jti_hash(decoded.claims.jti))
             if record is None:
                 failure = "unknown"
+            elif (why := token_refusal(d.signer, record, decoded.claims)) is not None:
+                failure = why  # a row someone wrote or edited without the secret
             elif record.consumed_at is not None:
                 failure = "consumed"
             elif record.revoked_at is not None:

@@ -35,6 +35,7 @@ from reset_mcp.mail import EmailBackend
 from reset_mcp.outbox.outcomes import record_outcome
 from reset_mcp.store import Store
 from reset_mcp.store.records import OutboxRow
+from reset_mcp.token_rows import outbox_refusal
 from reset_mcp.vocab import OutboxStatus
 
 log = logging.getLogger("reset_mcp.outbox.dispatcher")
@@ -141,6 +142,10 @@ class Dispatcher:
             # token may have been used up or superseded meanwhile.
             async with self.store.transaction() as tx:
                 token = await tx.get_token_for_send(row.send_id)
+            # A row planted or edited by a database writer (no secret) would have a valid
+            # link minted and mailed where it says: refused, and visibly (`failed`, audited).
+            if (why := outbox_refusal(self.messages.signer, row, token)) is not None:
+                return await self._refused(row, why, ms)
             if token is None or token.revoked_at is not None or token.consumed_at is not None:
                 await self._finish(
                     row, OutboxStatus.CANCELLED, now, "the reset link was revoked or used before delivery"
@@ -160,6 +165,13 @@ class Dispatcher:
             return await self._failed(row, TransientDeliveryError(f"unexpected error: {type(exc).__name__}"), ms)
         await self._finish(row, OutboxStatus.SENT, self.clock.now(), None, receipt.provider_message_id)
         return DeliveryOutcome(OutboxStatus.SENT, ms())
+
+    async def _refused(self, row: OutboxRow, why: str, ms: Callable[[], float]) -> DeliveryOutcome:
+        error = "refused: token row failed its integrity check"
+        log.warning("outbox row %s: %s (%s)", row.id, error, why)
+        now = self.clock.now()
+        await self._finish(row, OutboxStatus.FAILED, now, error, integrity=why)
+        return DeliveryOutcome(OutboxStatus.FAILED, ms(), error)
 
     async def _failed(self, row: OutboxRow, exc: DeliveryError, ms: Callable[[], float]) -> DeliveryOutcome:
         now = self.clock.now()
@@ -187,6 +199,7 @@ class Dispatcher:
         error: str | None,
         provider_message_id: str | None = None,
         next_attempt_at: datetime | None = None,
+        integrity: str | None = None,
     ) -> None:
         async with self.store.transaction() as tx:
             done = await tx.finish_outbox(
@@ -200,6 +213,11 @@ class Dispatcher:
             )
             if done:
                 kind = self.messages.kinds.get(row.kind)
+                if integrity is not None:
+                    await tx.append_audit(
+                        at=now, actor="dispatcher", action="token_row_refused", subject=row.send_id,
+                        detail={"outbox_id": row.id, "reason": integrity},
+                    )  # fmt: skip
                 await record_outcome(tx, row, status, error, now, to_overseer=kind is not None and kind.to_overseer)
         if not done:
             log.warning("outbox row %s was taken over by another worker; its outcome stands", row.id)

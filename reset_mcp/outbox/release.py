@@ -79,17 +79,18 @@ class Releaser:
             kid = self.signer.kid
             # A new link makes every earlier outstanding link of this user useless.
             await tx.revoke_tokens(user_id=send.user_id, email=None, now=now, reason="superseded by a new request")
-            await tx.insert_token(
-                TokenRecord(
-                    jti_hash=jti_hash(self.signer.jti_for(send.id, kid)),
-                    send_id=send.id,
-                    user_id=send.user_id,
-                    email=send.recipient,
-                    kid=kid,
-                    issued_at=now,
-                    expires_at=expires,
-                )
+            record = TokenRecord(
+                jti_hash=jti_hash(self.signer.jti_for(send.id, kid)),
+                send_id=send.id,
+                user_id=send.user_id,
+                email=send.recipient,
+                kid=kid,
+                issued_at=now,
+                expires_at=expires,
             )
+            # Its identity MACed: a database writer cannot point it elsewhere (`token_rows`).
+            record.mac = self.signer.row_mac(record)
+            await tx.insert_token(record)
             claims = Claims(send.user_id, send.recipient, int(now.timestamp()), int(expires.timestamp()), kid)
             payload["claims"] = claims.dump()
             payload["ttl_minutes"] = int(self.ttl.total_seconds() // 60)

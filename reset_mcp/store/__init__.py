@@ -191,6 +191,8 @@ class Tx(Protocol):
 
 class Store(Protocol):
     url_for_display: str
+    audit_key: AuditKey | None  # keys the audit entries it appends (None: unkeyed, version 1)
+    anchor: AuditAnchor | None  # where it records the chain's head after each commit, if anywhere
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 

@@ -175,7 +175,10 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
         if app.metrics is None:
             raise HTTPProblem(404, "metrics are off in this server")
         counts, pending = await app.service.admin.gauges()
-        return Response(app.metrics.render(counts, pending), media_type=CONTENT_TYPE)
+        head = await app.service.admin.audit_head()
+        failures = app.store.anchor.failures if app.store.anchor is not None else None
+        body = app.metrics.render(counts, pending, audit_head=head, anchor_failures=failures)
+        return Response(body, media_type=CONTENT_TYPE)
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
