@@ -74,21 +74,22 @@ def prefill(db: Path, n: int, seed: int = 1) -> float:
             yield (
                 hashlib.sha256(sid.encode()).hexdigest(), sid, f"u-pre-{a}", f"pre-{a}@bench.example.com",
                 "prefill", at, at + 900, at + 300 if state < 0.3 else None, at + 60 if revoked else None,
-                "superseded by a new request" if revoked else None,
+                "superseded by a new request" if revoked else None, None,
             )  # fmt: skip
 
     def events() -> Any:
         for i in range(n):
             a = (i * 7) % accounts
+            ip = ips[i % 4093]
             yield (
-                f"pre-{a}@bench.example.com", f"u-pre-{a}", EVENT_TYPES[i % len(EVENT_TYPES)], ips[i % 4093],
-                "chrome/windows", None, "{}", whens[(i * 13) % 4096],
+                f"pre-{a}@bench.example.com", f"u-pre-{a}", EVENT_TYPES[i % len(EVENT_TYPES)], ip,
+                "chrome/windows", None, "{}", whens[(i * 13) % 4096], f"pre-{a}@bench.example.com", ip,
             )  # fmt: skip
 
-    conn.executemany("INSERT INTO tokens VALUES (?,?,?,?,?,?,?,?,?,?)", tokens())
+    conn.executemany("INSERT INTO tokens VALUES (?,?,?,?,?,?,?,?,?,?,?)", tokens())
     conn.executemany(
-        "INSERT INTO events (email, user_id, event_type, ip, device, country, metadata, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO events (email, user_id, event_type, ip, device, country, metadata, created_at, mailbox, net) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
         events(),
     )
     for _, sql in indexes:

@@ -210,6 +210,7 @@ def _wire(
     backend: EmailBackend,
     observers: Sequence[Observer],
 ) -> App:
+    canon = settings.canon
     env = render_env(settings, composer, links)
     messages = MessageFactory(
         kinds, env, signer, from_address=settings.from_address, from_name=settings.sender_name or settings.product_name
@@ -224,6 +225,7 @@ def _wire(
         ),
         lease_seconds=settings.delivery_lease_seconds,
         observers=(metrics.on_delivered, *observers) if metrics else observers,
+        canon=canon,
     )
     deps = Deps(
         store=store,
@@ -232,7 +234,7 @@ def _wire(
         kinds=kinds,
         signer=signer,
         dispatcher=dispatcher,
-        releaser=Releaser(dispatcher, signer, settings.token_ttl_minutes, settings.oversight_timezone),
+        releaser=Releaser(dispatcher, signer, settings.token_ttl_minutes, settings.oversight_timezone, canon),
         geo=geo,
         rules=AbuseRules(
             account_per_hour=settings.rate_limit_account_per_hour, ip_per_hour=settings.rate_limit_ip_per_hour
@@ -240,6 +242,7 @@ def _wire(
         ttl_minutes=settings.token_ttl_minutes,
         approval_window=timedelta(minutes=settings.effective_approval_window_minutes),
         overseer_email=settings.oversight_email,
+        canon=canon,
     )
     service = ResetService(deps)
     jobs = JobRunner(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from reset_mcp.errors import InvalidInputError
 from reset_mcp.validation import parse_ip, unicode_domain
 
 # Providers that ignore dots in the local part (and deliver `a.b@` to `ab@`).
@@ -82,3 +84,29 @@ def ip_key(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
         shift = 128 - IPV6_GROUP_PREFIX
         return f"{ipaddress.IPv6Address(int(addr) >> shift << shift)}/{IPV6_GROUP_PREFIX}"
     return str(addr)
+
+
+def net_of_stored(ip: str | None) -> str | None:
+    """`ip_key` of an address as the store holds it (already parsed once), None for none;
+    anything unparsable keys as itself (rows written by other code stay countable)."""
+    if not ip:
+        return None
+    try:
+        return ip_key(ip)
+    except InvalidInputError:
+        return ip
+
+
+@dataclass(frozen=True, slots=True)
+class Canon:
+    """The configured keys (`RESET_MCP_SUBADDRESS_SEPARATOR`, `RESET_MCP_DOTLESS_DOMAINS`)."""
+
+    separator: str = DEFAULT_SEPARATOR
+    dotless_domains: frozenset[str] = DEFAULT_DOTLESS_DOMAINS
+
+    def mailbox(self, normalized_email: str) -> str:
+        return canonical_mailbox(normalized_email, separator=self.separator, dotless_domains=self.dotless_domains)
+
+    @staticmethod
+    def net(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+        return ip_key(ip)

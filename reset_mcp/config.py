@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reset_mcp.canonical import dotless_domain_set
+from reset_mcp.canonical import Canon, dotless_domain_set
 from reset_mcp.errors import ConfigError
 from reset_mcp.mail.base import MailOptions
 from reset_mcp.vocab import Mode
@@ -322,6 +322,11 @@ class Settings(BaseSettings):
     @property
     def dotless_domain_set(self) -> frozenset[str]:
         return dotless_domain_set(self.dotless_domains)
+
+    @property
+    def canon(self) -> Canon:
+        """The keys limits, locks and risk count on (a mailbox, a host network)."""
+        return Canon(self.subaddress_separator, self.dotless_domain_set)
 
     @property
     def fallback_secrets(self) -> list[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from reset_mcp.canonical import Canon
 from reset_mcp.clock import Clock
 from reset_mcp.context import GeoLocator
 from reset_mcp.emails.registry import EmailKinds
@@ -35,14 +36,16 @@ class Caller:
 STDIO_CALLER = Caller("stdio", frozenset({Scope.SEND, Scope.REDEEM}))
 
 
-async def lock_account(tx: Tx, email: str) -> None:
+async def lock_account(tx: Tx, mailbox: str) -> None:
     """Serialise transactions on one account (PostgreSQL; SQLite is serial already).
 
-    Lock order, kept by every transaction so two can never wait on each other: the
-    account, then the requester's IP, then token and outbox rows; the audit log's lock
-    is taken by the first audit entry, so entries are written last.
+    `mailbox` is the canonical mailbox (`Deps.canon.mailbox`), so every spelling of one
+    inbox takes the same lock. Lock order, kept by every transaction so two can never
+    wait on each other: the account, then the requester's network, then token and
+    outbox rows; the audit log's lock is taken by the first audit entry, so entries are
+    written last.
     """
-    await tx.lock(f"account:{email}")
+    await tx.lock(f"account:{mailbox}")
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class Deps:
     ttl_minutes: int
     approval_window: timedelta
     overseer_email: str | None = None
+    canon: Canon = field(default_factory=Canon)  # the keys limits, locks and risk count on
 
     async def audit(self, tx: Tx, actor: str, action: str, subject: str, now: datetime, **detail: Any) -> None:
         await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)

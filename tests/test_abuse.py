@@ -576,8 +576,8 @@ async def test_one_read_gives_what_two_reads_give(tmp_path: Path, reports: int, 
         async with store.reading() as tx:
             window, older = await abuse._window_and_older(tx, ALICE, None, since, history_since)
             types = (*ATTEMPTS, Event.RESET_REPORTED)
-            assert window == await tx.list_events(email=ALICE, since=since, event_types=types, limit=1000)
-            assert older == await tx.list_events(email=ALICE, since=history_since, event_types=ATTEMPTS, limit=500)
+            assert window == await tx.list_events(mailbox=ALICE, since=since, event_types=types, limit=1000)
+            assert older == await tx.list_events(mailbox=ALICE, since=history_since, event_types=ATTEMPTS, limit=500)
             assert older  # the case has attempts to find
     finally:
         await store.aclose()

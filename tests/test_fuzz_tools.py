@@ -488,4 +488,4 @@ async def test_metadata_refuses_non_finite_numbers(app: App) -> None:
         with pytest.raises(InvalidInputError, match=r"metadata\.k"):
             await app.service.contacts.record_event("a@example.com", "login_failed", {"k": value})
     async with app.store.transaction() as tx:
-        assert await tx.list_events(email="a@example.com") == []
+        assert await tx.list_events(mailbox="a@example.com") == []

@@ -44,7 +44,7 @@ async def test_purge_goes_in_batches_and_totals_them(tmp_path: Path) -> None:
     assert totals == {"tokens": 25, "events": 25, "outbox": 0, "approvals": 0, "sends": 0}
     assert statements.count("COMMIT") == 3  # 10 + 10 + 5: three short transactions
     async with store.transaction() as tx:
-        assert await tx.count_events("reset_requested", NOW - timedelta(days=400), email="new@example.com") == 1
+        assert await tx.count_events("reset_requested", NOW - timedelta(days=400), mailbox="new@example.com") == 1
     await store.aclose()
 
 
@@ -104,7 +104,7 @@ async def test_the_retention_loop_purges_on_its_schedule(tmp_path: Path) -> None
                 await anyio.sleep(0.01)
         tg.cancel_scope.cancel()
     async with store.reading() as tx:  # what is within the retention stays
-        assert await tx.count_events("reset_requested", NOW - timedelta(days=1), email="new@example.com") == 1
+        assert await tx.count_events("reset_requested", NOW - timedelta(days=1), mailbox="new@example.com") == 1
     await store.aclose()
 
 

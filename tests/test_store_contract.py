@@ -374,25 +374,51 @@ async def test_events_count_oldest_and_list_windows(store: Store) -> None:
     hour_ago = NOW - 60 * MIN
     async with store.transaction() as tx:
         assert await tx.count_events("reset_requested", hour_ago) == 3
-        assert await tx.count_events("reset_requested", hour_ago, email="a@example.com") == 2
-        assert await tx.count_events("reset_requested", hour_ago, ip="203.0.113.9") == 2
+        assert await tx.count_events("reset_requested", hour_ago, mailbox="a@example.com") == 2
+        assert await tx.count_events("reset_requested", hour_ago, net="203.0.113.9") == 2
         assert await tx.count_events("reset_requested", hour_ago, user_id="u1") == 2
-        assert await tx.count_events("reset_requested", NOW - 120 * MIN, email="a@example.com") == 3
+        assert await tx.count_events("reset_requested", NOW - 120 * MIN, mailbox="a@example.com") == 3
         assert await tx.count_events("nothing", hour_ago) == 0
-        assert await tx.oldest_event_since("reset_requested", hour_ago, email="a@example.com") == NOW - 50 * MIN
-        assert await tx.oldest_event_since("reset_requested", hour_ago, ip="198.51.100.1") == NOW - 10 * MIN
+        assert await tx.oldest_event_since("reset_requested", hour_ago, mailbox="a@example.com") == NOW - 50 * MIN
+        assert await tx.oldest_event_since("reset_requested", hour_ago, net="198.51.100.1") == NOW - 10 * MIN
         assert await tx.oldest_event_since("reset_requested", NOW) is None
         every = await tx.list_events()
         assert [e.created_at for e in every] == sorted((e.created_at for e in every), reverse=True)
         assert len(every) == 5 and all(isinstance(e.id, int) for e in every)
-        mine = await tx.list_events(email="a@example.com", since=hour_ago)
+        mine = await tx.list_events(mailbox="a@example.com", since=hour_ago)
         assert [e.event_type for e in mine] == ["reset_rate_limited", "reset_requested", "reset_requested"]
         assert mine[0].metadata == {"k": "reset_rate_limited"} and mine[0].email == "a@example.com"
-        either = await tx.list_events(email="b@example.com", user_id="u1")  # email OR user
+        either = await tx.list_events(mailbox="b@example.com", user_id="u1")  # mailbox OR user
         assert {e.created_at for e in either} == {NOW - 50 * MIN, NOW - MIN}
-        typed = await tx.list_events(email="a@example.com", event_types=["reset_rate_limited"])
+        typed = await tx.list_events(mailbox="a@example.com", event_types=["reset_rate_limited"])
         assert [e.event_type for e in typed] == ["reset_rate_limited"]
         assert len(await tx.list_events(limit=2)) == 2
+
+
+async def test_events_are_keyed_by_mailbox_and_network(store: Store) -> None:
+    # Issue 22, items 1-2: the writer gives the canonical mailbox, the store derives the
+    # host network from the IP (IPv4-mapped folded, IPv6 by /64); both are what counts.
+    tagged = event("reset_requested", NOW - MIN, email="a.b+x@gmail.com", ip="2001:db8:1:2::7")
+    tagged.mailbox = "ab@gmail.com"
+    plain = event("reset_requested", NOW - 2 * MIN, email="ab@googlemail.com", ip="2001:db8:1:2:ffff::1")
+    plain.mailbox = "ab@gmail.com"
+    mapped = event("reset_requested", NOW - 3 * MIN, email="c@example.com", ip="::ffff:203.0.113.9")
+    async with store.transaction() as tx:
+        for e in (tagged, plain, mapped, event("reset_requested", NOW - 4 * MIN)):
+            await tx.insert_event(e)
+    hour_ago = NOW - 60 * MIN
+    async with store.reading() as tx:
+        assert await tx.count_events("reset_requested", hour_ago, mailbox="ab@gmail.com") == 2
+        assert await tx.count_events("reset_requested", hour_ago, net="2001:db8:1:2::/64") == 2
+        assert await tx.count_events("reset_requested", hour_ago, net="203.0.113.9") == 2  # mapped = plain v4
+        assert await tx.oldest_event_since("reset_requested", hour_ago, mailbox="ab@gmail.com") == NOW - 2 * MIN
+        assert await tx.count_events("reset_requested", hour_ago, mailbox="c@example.com") == 1  # defaults to email
+        one = await tx.list_events(mailbox="ab@gmail.com", email="a.b+x@gmail.com")
+        assert [(e.email, e.mailbox, e.ip, e.net) for e in one] == [
+            ("a.b+x@gmail.com", "ab@gmail.com", "2001:db8:1:2::7", "2001:db8:1:2::/64")
+        ]
+        both = await tx.list_events(mailbox="ab@gmail.com")
+        assert {e.email for e in both} == {"a.b+x@gmail.com", "ab@googlemail.com"}
 
 
 # Audit ------------------------------------------------------------------------------

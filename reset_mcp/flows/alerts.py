@@ -48,12 +48,13 @@ async def queue_security_alert(
 
     Answers (gated, None) when queued, (None, request_id_of_earlier_alert) when deduplicated.
     """
-    await lock_account(tx, email)
+    mailbox = deps.canon.mailbox(email)  # one alert per inbox, however it was spelled
+    await lock_account(tx, mailbox)
     since = now - timedelta(minutes=window_minutes)
-    for event in await tx.list_events(email=email, since=since, event_types=(Event.ALERT_QUEUED,), limit=50):
+    for event in await tx.list_events(mailbox=mailbox, since=since, event_types=(Event.ALERT_QUEUED,), limit=50):
         if event.metadata.get("reason") == reason:
             return None, str(event.metadata.get("request_id"))
-    attempts = await tx.list_events(email=email, since=since, event_types=ATTEMPTS, limit=10)
+    attempts = await tx.list_events(mailbox=mailbox, since=since, event_types=ATTEMPTS, limit=10)
     payload = security_alert.Payload(
         reason=reason,
         details=details,
@@ -70,6 +71,7 @@ async def queue_security_alert(
             event_type=Event.ALERT_QUEUED,
             created_at=now,
             metadata={"reason": reason, "request_id": send.id, "status": gated.status},
+            mailbox=mailbox,
         )
     )
     return gated, None
@@ -99,6 +101,7 @@ async def queue_password_changed(
             event_type=Event.PASSWORD_CHANGED_NOTICE,
             created_at=now,
             metadata={"request_id": send.id, "status": gated.status},
+            mailbox=deps.canon.mailbox(email),
         )
     )
     return gated

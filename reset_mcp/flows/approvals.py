@@ -139,7 +139,7 @@ class ApprovalDesk:
                 raise NotFoundError(f"no approval {approval_id!r}")
             if approval.requested_by == caller.id:
                 raise PermissionDeniedError("an approval cannot be decided with the credentials that requested it")
-            await lock_account(tx, approval.recipient)
+            await lock_account(tx, d.canon.mailbox(approval.recipient))
             now = d.clock.now()
             # The window is checked here, not left to the expiry job: that job ends at most
             # a batch at a time, and an overdue approval must never be granted meanwhile.

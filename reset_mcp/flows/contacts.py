@@ -32,7 +32,11 @@ class Contacts:
         async with self.deps.store.transaction() as tx:
             await tx.insert_event(
                 ContactEvent(
-                    email=email, event_type=event_type, created_at=now, metadata={**meta, "recorded_by": caller.id}
+                    email=email,
+                    event_type=event_type,
+                    created_at=now,
+                    metadata={**meta, "recorded_by": caller.id},
+                    mailbox=self.deps.canon.mailbox(email),
                 )
             )
         return EventRecorded(email=email, event_type=event_type, created_at=now)
@@ -40,7 +44,7 @@ class Contacts:
     async def get_contact(self, email: str, limit: int = 50) -> ContactSummary:
         email = normalize_email(email)
         async with self.deps.store.transaction() as tx:
-            events = await tx.list_events(email=email, limit=500)
+            events = await tx.list_events(mailbox=self.deps.canon.mailbox(email), email=email, limit=500)
         requests = [e for e in events if e.event_type in ATTEMPTS]
         last = requests[0] if requests else None
         return ContactSummary(
@@ -75,15 +79,15 @@ class Contacts:
             raise InvalidInputError("give email or user_id")
         if not 1 <= window_minutes <= 7 * 24 * 60:
             raise InvalidInputError("window_minutes: between 1 and 10080")
-        ip_text = str(parse_ip(ip)) if ip else None
+        net = self.deps.canon.net(parse_ip(ip)) if ip else None
         async with self.deps.store.transaction() as tx:
             report = await abuse.account_report(
                 tx,
                 self.deps.rules,
                 self.deps.clock.now(),
-                email=email,
+                mailbox=self.deps.canon.mailbox(email) if email else None,
                 user_id=user_id,
-                ip=ip_text,
+                net=net,
                 window_minutes=window_minutes,
             )
         return AbuseResult(
@@ -120,10 +124,11 @@ class Contacts:
         timezone = single_line(timezone, "timezone", 64)
         now = d.clock.now()
         since = now - timedelta(hours=1)
+        mailbox = d.canon.mailbox(email)
         async with d.store.transaction() as tx:
-            await lock_account(tx, email)
-            if await tx.count_events(Event.ALERT_REQUESTED, since, email=email) >= ALERTS_PER_HOUR:
-                oldest = await tx.oldest_event_since(Event.ALERT_REQUESTED, since, email=email) or now
+            await lock_account(tx, mailbox)
+            if await tx.count_events(Event.ALERT_REQUESTED, since, mailbox=mailbox) >= ALERTS_PER_HOUR:
+                oldest = await tx.oldest_event_since(Event.ALERT_REQUESTED, since, mailbox=mailbox) or now
                 retry = abuse.seconds_until_an_hour_after(oldest, now)
                 return AlertResult(
                     status=SendStatus.RATE_LIMITED,
@@ -156,6 +161,7 @@ class Contacts:
                     event_type=Event.ALERT_REQUESTED,
                     created_at=now,
                     metadata={"requested_by": caller.id},
+                    mailbox=mailbox,
                 )
             )
         delivery = await d.deliver(gated.rows)

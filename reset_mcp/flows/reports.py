@@ -30,6 +30,7 @@ async def report_unrequested(deps: Deps, token: str, caller: Caller) -> ReportRe
         if record is None:
             return ReportResult(reported=False, revoked=False, reason=INVALID)
         revoked = await tx.revoke_token(record.jti_hash, now, "reported as not requested by the owner")
+        mailbox = d.canon.mailbox(record.email)
         # Killing a link is always safe, but the account the report counts against comes
         # from the signed claims: a row someone edited must not steer risk onto another.
         if token_refusal(d.signer, record, claims) is not None:
@@ -42,8 +43,9 @@ async def report_unrequested(deps: Deps, token: str, caller: Caller) -> ReportRe
                 event_type=Event.RESET_REPORTED,
                 created_at=now,
                 metadata={"request_id": record.send_id},
+                mailbox=mailbox,
             )
         )
         await d.audit(tx, caller.id, "reset_reported", record.send_id, now, revoked=revoked)
-        report = await abuse.account_report(tx, d.rules, now, email=record.email, user_id=None)
+        report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
     return ReportResult(reported=True, revoked=revoked, risk=report.risk)

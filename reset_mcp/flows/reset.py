@@ -68,6 +68,8 @@ class ResetService:
         email = normalize_email(inp.email)
         user_id = identifier(inp.user_id, "user_id")
         ip = parse_ip(inp.ip)
+        # Limits, locks and risk count on these keys; the email still goes to `email`.
+        mailbox, net = d.canon.mailbox(email), d.canon.net(ip)
         name = single_line(inp.name, "name", 200)
         locale = single_line(inp.locale, "locale", 35)
         timezone = single_line(inp.timezone, "timezone", 64)
@@ -84,27 +86,29 @@ class ResetService:
             device=device.family_key(),
             country=location.country_code,
             metadata={"device_label": device.label(), "location": location.label, "requested_by": caller.id},
+            mailbox=mailbox,
+            net=net,
         )
         payload = password_reset.Payload(context=ctx, to_name=name, locale=locale, timezone=timezone)
         send = SendRecord.new(password_reset.KIND.name, email, user_id, caller.id, payload.dump(), now)
         alert_rows = []
         async with d.store.transaction() as tx:
-            # Count-then-insert under the account's and the IP's locks: concurrent requests
-            # on several instances cannot all slip under the limit.
-            await lock_account(tx, email)
-            await tx.lock(f"ip:{ip}")
-            limit = await abuse.check_rate_limits(tx, d.rules, now, email=email, ip=str(ip))
+            # Count-then-insert under the account's and the network's locks: concurrent
+            # requests on several instances cannot all slip under the limit.
+            await lock_account(tx, mailbox)
+            await tx.lock(f"ip:{net}")
+            limit = await abuse.check_rate_limits(tx, d.rules, now, mailbox=mailbox, net=net)
             if limit.limited:
                 event.event_type = Event.RESET_RATE_LIMITED
                 await tx.insert_event(event)
                 send.status, send.reason, send.decision = SendStatus.RATE_LIMITED, limit.reason, SendStatus.RATE_LIMITED
                 await tx.insert_send(send)
                 await d.audit(tx, caller.id, "rate_limited", send.id, now, reason=limit.reason, ip=str(ip))
-                report = await abuse.account_report(tx, d.rules, now, email=email, user_id=None)
+                report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
             else:
                 await tx.insert_event(event)
                 gated = await gate(d, tx, send, now, confirmed=confirmed)
-                report = await abuse.account_report(tx, d.rules, now, email=email, user_id=None)
+                report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
             alert_queued = False
             if report.risk == Risk.HIGH:
                 alerted, _ = await queue_security_alert(
@@ -213,7 +217,7 @@ class ResetService:
             return ConsumeResult(consumed=False, reason=INVALID)
         now = d.clock.now()
         async with d.store.transaction() as tx:
-            await lock_account(tx, record.email)
+            await lock_account(tx, d.canon.mailbox(record.email))
             if not await tx.consume_token(record.jti_hash, now):
                 await d.audit(tx, caller.id, "consume_refused", record.send_id, now, reason="lost race or expired")
                 won = False
@@ -230,6 +234,7 @@ class ResetService:
                         created_at=now,
                         ip=str(parsed) if parsed is not None else None,
                         metadata={"request_id": record.send_id},
+                        mailbox=d.canon.mailbox(record.email),
                     )
                 )
                 await d.audit(

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
+from reset_mcp.canonical import Canon
 from reset_mcp.clock import Clock
 from reset_mcp.emails.outgoing import MessageFactory
 from reset_mcp.errors import DeliveryError, PermanentDeliveryError, ResetMCPError, TransientDeliveryError
@@ -78,8 +79,10 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         lease_seconds: float = 60.0,
         observers: Sequence[Observer] = (),
+        canon: Canon | None = None,
     ) -> None:
-        """`observers`: told of every outcome (the App's metrics, say), in order."""
+        """`observers`: told of every outcome (the App's metrics, say), in order; `canon`: the
+        keys a delivery's contact event is counted under."""
         self.store = store
         self.backend = backend
         self.messages = messages
@@ -88,6 +91,7 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.owner = new_id("worker")
         self._observers = tuple(observers)
+        self.canon = canon or Canon()
         self._wake = anyio.Event()
         self._inflight = 0
         self._idle = anyio.Event()
@@ -218,7 +222,9 @@ class Dispatcher:
                         at=now, actor="dispatcher", action="token_row_refused", subject=row.send_id,
                         detail={"outbox_id": row.id, "reason": integrity},
                     )  # fmt: skip
-                await record_outcome(tx, row, status, error, now, to_overseer=kind is not None and kind.to_overseer)
+                to_overseer = kind is not None and kind.to_overseer
+                mailbox = self.canon.mailbox(row.recipient)
+                await record_outcome(tx, row, status, error, now, to_overseer=to_overseer, mailbox=mailbox)
         if not done:
             log.warning("outbox row %s was taken over by another worker; its outcome stands", row.id)
 

@@ -11,9 +11,10 @@ from reset_mcp.vocab import Event, OutboxStatus
 
 
 async def record_outcome(
-    tx: Tx, row: OutboxRow, status: OutboxStatus, error: str | None, now: datetime, *, to_overseer: bool
+    tx: Tx, row: OutboxRow, status: OutboxStatus, error: str | None, now: datetime, *, to_overseer: bool, mailbox: str
 ) -> None:
-    """`to_overseer`: the overseer's own mail is no part of the recipient's contact history."""
+    """`to_overseer`: the overseer's own mail is no part of the recipient's contact history;
+    `mailbox`: the recipient's canonical mailbox."""
     await tx.update_send(row.send_id, status.send_status, error, now)
     if status == OutboxStatus.PENDING:
         return  # a retry is not an outcome yet; the audit records final results only
@@ -37,5 +38,6 @@ async def record_outcome(
                 event_type=Event.EMAIL_DELIVERED,
                 created_at=now,
                 metadata={"kind": row.kind, "request_id": row.send_id},
+                mailbox=mailbox,
             )
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reset_mcp.canonical import Canon
 from reset_mcp.emails import oversight_notice
 from reset_mcp.emails.kind import Claims
 from reset_mcp.ids import new_id
@@ -33,10 +34,17 @@ class Released:
 
 class Releaser:
     def __init__(
-        self, dispatcher: Dispatcher, signer: TokenSigner, ttl_minutes: int, overseer_timezone: str | None = None
+        self,
+        dispatcher: Dispatcher,
+        signer: TokenSigner,
+        ttl_minutes: int,
+        overseer_timezone: str | None = None,
+        canon: Canon | None = None,
     ) -> None:
+        """`canon`: the keys the contact events it writes are counted under."""
         self.dispatcher = dispatcher
         self.overseer_timezone = overseer_timezone  # times in the overseer's notices (None: UTC)
+        self.canon = canon or Canon()
         self.kinds = dispatcher.messages.kinds
         self.signer = signer
         self.ttl = timedelta(minutes=ttl_minutes)
@@ -105,6 +113,7 @@ class Releaser:
                 created_at=now,
                 user_id=send.user_id,
                 metadata={"kind": send.kind, "request_id": send.id},
+                mailbox=self.canon.mailbox(send.recipient),
             )
         )
         return Released(row, not_after)

@@ -2,13 +2,16 @@
 
 Rules (all configurable, defaults from the security checklist):
 - more than `high_attempts` (3) reset requests for one account in the window: high;
-- `elevated_ips` (3) or more distinct IPs in the window: at least elevated;
+- `elevated_ips` (3) or more distinct networks in the window (an IPv4 address, or an
+  IPv6 /64: `canonical.ip_key`): at least elevated;
 - a country or a device (browser and OS family) never seen in the contact's earlier
   history raises the risk one step (only when there is a history to compare with);
 - a "this wasn't me" report in the window raises the risk one step.
 
-The verdict is pure: `assess` takes events and returns a report, so every threshold is
-tested with hand-made events and an injected clock.
+An account is a canonical mailbox (`canonical.canonical_mailbox`): plus tags, Gmail's
+dots and googlemail.com are one account here. The verdict is pure: `assess` takes
+events and returns a report, so every threshold is tested with hand-made events and an
+injected clock.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def assess(
     """`window`: this account's events in the window; `history`: its events before it."""
     requests = sorted((e for e in window if e.event_type in ATTEMPTS), key=lambda e: e.created_at)
     ips = sorted({e.ip for e in requests if e.ip})
+    nets = {e.net or e.ip for e in requests if e.ip}  # one host's many addresses count once
     devices = sorted({e.device for e in requests if e.device})
     countries = sorted({e.country for e in requests if e.country})
     level, reasons = 0, []
@@ -70,9 +74,9 @@ def assess(
         reasons.append(
             f"{len(requests)} reset requests in {rules.window_minutes} minutes (more than {rules.high_attempts})"
         )
-    if len(ips) >= rules.elevated_ips:
+    if len(nets) >= rules.elevated_ips:
         level = _raise(level, 1)
-        reasons.append(f"requests from {len(ips)} different IP addresses")
+        reasons.append(f"requests from {len(nets)} different IP addresses")
     if history:
         seen_countries = {e.country for e in history if e.country}
         seen_devices = {e.device for e in history if e.device}
@@ -111,18 +115,19 @@ async def account_report(
     rules: AbuseRules,
     now: datetime,
     *,
-    email: str | None,
+    mailbox: str | None,
     user_id: str | None,
-    ip: str | None = None,
+    net: str | None = None,
     window_minutes: int | None = None,
 ) -> AbuseReport:
+    """`mailbox`: the canonical mailbox; `net`: also count this network's attempts."""
     minutes = window_minutes or rules.window_minutes
     since = now - timedelta(minutes=minutes)
-    window, older = await _window_and_older(tx, email, user_id, since, now - timedelta(days=HISTORY_DAYS))
+    window, older = await _window_and_older(tx, mailbox, user_id, since, now - timedelta(days=HISTORY_DAYS))
     history = [e for e in older if e.created_at < since]
     ip_attempts = None
-    if ip:
-        ip_attempts = sum([await tx.count_events(t, since, ip=ip) for t in ATTEMPTS])
+    if net:
+        ip_attempts = sum([await tx.count_events(t, since, net=net) for t in ATTEMPTS])
     scoped = AbuseRules(rules.high_attempts, rules.elevated_ips, minutes, rules.account_per_hour, rules.ip_per_hour)
     return assess(window, history, scoped, ip_attempts=ip_attempts)
 
@@ -132,7 +137,7 @@ OLDER_LIMIT = 500  # attempts of the last HISTORY_DAYS looked at (the window's i
 
 
 async def _window_and_older(
-    tx: Tx, email: str | None, user_id: str | None, since: datetime, history_since: datetime
+    tx: Tx, mailbox: str | None, user_id: str | None, since: datetime, history_since: datetime
 ) -> tuple[list[ContactEvent], list[ContactEvent]]:
     """The window's events (attempts and reports, newest first, at most WINDOW_LIMIT) and
     the attempts since `history_since` (at most OLDER_LIMIT), read with one query.
@@ -144,13 +149,13 @@ async def _window_and_older(
     both = WINDOW_LIMIT + OLDER_LIMIT
     history_since = min(history_since, since)
     rows = await tx.list_events(
-        email=email, user_id=user_id, since=history_since, event_types=(*ATTEMPTS, Event.RESET_REPORTED), limit=both
+        mailbox=mailbox, user_id=user_id, since=history_since, event_types=(*ATTEMPTS, Event.RESET_REPORTED), limit=both
     )
     window = [e for e in rows if e.created_at >= since][:WINDOW_LIMIT]
     older = [e for e in rows if e.event_type in ATTEMPTS][:OLDER_LIMIT]
     if len(rows) == both and len(older) < OLDER_LIMIT:
         older = await tx.list_events(
-            email=email, user_id=user_id, since=history_since, event_types=ATTEMPTS, limit=OLDER_LIMIT
+            mailbox=mailbox, user_id=user_id, since=history_since, event_types=ATTEMPTS, limit=OLDER_LIMIT
         )
     return window, older
 
@@ -167,13 +172,14 @@ class RateVerdict:
     reason: str | None = None
 
 
-async def check_rate_limits(tx: Tx, rules: AbuseRules, now: datetime, *, email: str, ip: str) -> RateVerdict:
-    """Per account and per IP over the last hour, counting accepted requests only, so
-    `retry_after` is exact: when the oldest accepted request leaves the hour, one more fits."""
+async def check_rate_limits(tx: Tx, rules: AbuseRules, now: datetime, *, mailbox: str, net: str) -> RateVerdict:
+    """Per account (canonical mailbox) and per IP (host network) over the last hour,
+    counting accepted requests only, so `retry_after` is exact: when the oldest accepted
+    request leaves the hour, one more fits."""
     since = now - timedelta(hours=1)
     for label, limit, key in (
-        ("account", rules.account_per_hour, {"email": email}),
-        ("IP address", rules.ip_per_hour, {"ip": ip}),
+        ("account", rules.account_per_hour, {"mailbox": mailbox}),
+        ("IP address", rules.ip_per_hour, {"net": net}),
     ):
         if await tx.count_events(Event.RESET_REQUESTED, since, **key) >= limit:
             oldest = await tx.oldest_event_since(Event.RESET_REQUESTED, since, **key) or now

@@ -41,7 +41,8 @@ def summary_of(deps: Deps, send: SendRecord) -> str:
 
 async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed: bool | None = None) -> Gated:
     hour_ago = now - timedelta(hours=1)
-    sent_last_hour = await tx.count_events(Event.EMAIL_QUEUED, hour_ago, email=send.recipient)
+    # Per inbox: `a+1@x` and `a+2@x` share the policy's hourly cap.
+    sent_last_hour = await tx.count_events(Event.EMAIL_QUEUED, hour_ago, mailbox=deps.canon.mailbox(send.recipient))
     decision = deps.policy.decide(send.kind, send.recipient, sent_last_hour=sent_last_hour)
     action, reason = decision.action, decision.reason
     rejected = False

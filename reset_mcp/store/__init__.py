@@ -136,28 +136,36 @@ class Tx(Protocol):
     async def due_approval_expiries(self, now: datetime, limit: int) -> list[ApprovalRecord]: ...
 
     # contact events ------------------------------------------------------------------
-    async def insert_event(self, event: ContactEvent) -> None: ...
+    async def insert_event(self, event: ContactEvent) -> None:
+        """`event.mailbox` defaults to its address, `event.net` to `canonical.ip_key(ip)`."""
+        ...
+
+    # Counted and listed by the keys limits count on (`reset_mcp.canonical`): the mailbox
+    # and the host network, never the address or IP as written (those have no index).
     async def count_events(
         self,
         event_type: str,
         since: datetime,
         *,
-        email: str | None = None,
-        ip: str | None = None,
+        mailbox: str | None = None,
+        net: str | None = None,
         user_id: str | None = None,
     ) -> int: ...
     async def oldest_event_since(
-        self, event_type: str, since: datetime, *, email: str | None = None, ip: str | None = None
+        self, event_type: str, since: datetime, *, mailbox: str | None = None, net: str | None = None
     ) -> datetime | None: ...
     async def list_events(
         self,
         *,
-        email: str | None = None,
+        mailbox: str | None = None,
         user_id: str | None = None,
+        email: str | None = None,
         since: datetime | None = None,
         event_types: Sequence[str] | None = None,
         limit: int = 100,
-    ) -> list[ContactEvent]: ...
+    ) -> list[ContactEvent]:
+        """Newest first; `mailbox` OR `user_id`, then only `email` (one spelling) if given."""
+        ...
 
     # audit ---------------------------------------------------------------------------
     async def append_audit(

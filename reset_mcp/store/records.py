@@ -121,6 +121,11 @@ class ContactEvent:
     country: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+    # What limits and risk count on (`reset_mcp.canonical`): the canonical mailbox, set by
+    # the writer (a row without one is keyed by its address as written), and the host
+    # network of `ip` (the store derives it).
+    mailbox: str | None = None
+    net: str | None = None
 
 
 @dataclass(slots=True)

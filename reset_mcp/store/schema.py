@@ -168,6 +168,24 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             "ALTER TABLE tokens ADD COLUMN mac TEXT",
         ],
     ),
+    (
+        5,
+        "events.mailbox and events.net: limits and risk count per canonical mailbox and host network",
+        [
+            # The two indexes replace `events_email` and `events_ip` (every count and list
+            # now names a mailbox or a network), so a reset writes as many index entries as
+            # before. Old rows are keyed by their address and IP as written: exact for an
+            # IPv4 address and an untagged address outside the dotless domains; the rest
+            # count apart from new rows for the hour the limits look back.
+            "ALTER TABLE events ADD COLUMN mailbox TEXT",
+            "ALTER TABLE events ADD COLUMN net TEXT",
+            "UPDATE events SET mailbox = email, net = ip",
+            "DROP INDEX events_email",
+            "DROP INDEX events_ip",
+            "CREATE INDEX events_mailbox ON events (mailbox, event_type, created_at)",
+            "CREATE INDEX events_net ON events (net, event_type, created_at) WHERE net IS NOT NULL",
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from reset_mcp.canonical import net_of_stored
 from reset_mcp.store.records import (
     ApiKeyRecord,
     ApprovalRecord,
@@ -63,7 +64,7 @@ APPROVAL_COLS = (
     "id, send_id, kind, recipient, summary, requested_by, reason, status, created_at, expires_at, "
     "decided_by, decided_at, decision_reason"
 )
-EVENT_COLS = "id, email, user_id, event_type, ip, device, country, metadata, created_at"
+EVENT_COLS = "id, email, user_id, event_type, ip, device, country, metadata, created_at, mailbox, net"
 AUDIT_COLS = "seq, at, actor, action, subject, detail, prev_hash, hash"
 KEY_COLS = "id, name, scopes, secret_hash, created_at, revoked_at"
 
@@ -138,11 +139,15 @@ def event_from(r: Row) -> ContactEvent:
     return ContactEvent(
         id=r["id"], email=r["email"], user_id=r["user_id"], event_type=r["event_type"], ip=r["ip"],
         device=r["device"], country=r["country"], metadata=load(r["metadata"]), created_at=req_dt(r["created_at"]),
+        mailbox=r["mailbox"], net=r["net"],
     )  # fmt: skip
 
 
 def event_values(e: ContactEvent) -> tuple[Any, ...]:
-    return (e.email, e.user_id, e.event_type, e.ip, e.device, e.country, dump(e.metadata), ts(e.created_at))
+    return (
+        e.email, e.user_id, e.event_type, e.ip, e.device, e.country, dump(e.metadata), ts(e.created_at),
+        e.mailbox or e.email, e.net or net_of_stored(e.ip),
+    )  # fmt: skip
 
 
 def audit_from(r: Row) -> AuditEntry:

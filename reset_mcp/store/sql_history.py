@@ -16,17 +16,17 @@ class HistorySql(SqlBase):
     # contact events ------------------------------------------------------------------
     async def insert_event(self, event: ContactEvent) -> None:
         await self._exec(
-            "INSERT INTO events (email, user_id, event_type, ip, device, country, metadata, created_at) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO events (email, user_id, event_type, ip, device, country, metadata, created_at, mailbox, net) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
             c.event_values(event),
         )
 
     @staticmethod
     def _event_filter(
-        event_type: str, since: datetime, email: str | None, ip: str | None, user_id: str | None = None
+        event_type: str, since: datetime, mailbox: str | None, net: str | None, user_id: str | None = None
     ) -> tuple[str, list[Any]]:
         conds, args = ["event_type = ?", "created_at >= ?"], [event_type, c.ts(since)]
-        for col, val in (("email", email), ("ip", ip), ("user_id", user_id)):
+        for col, val in (("mailbox", mailbox), ("net", net), ("user_id", user_id)):
             if val is not None:
                 conds.append(f"{col} = ?")
                 args.append(val)
@@ -37,36 +37,40 @@ class HistorySql(SqlBase):
         event_type: str,
         since: datetime,
         *,
-        email: str | None = None,
-        ip: str | None = None,
+        mailbox: str | None = None,
+        net: str | None = None,
         user_id: str | None = None,
     ) -> int:
-        where, args = self._event_filter(event_type, since, email, ip, user_id)
+        where, args = self._event_filter(event_type, since, mailbox, net, user_id)
         row = await self._one(f"SELECT COUNT(*) AS n FROM events WHERE {where}", args)
         return int(row["n"]) if row else 0
 
     async def oldest_event_since(
-        self, event_type: str, since: datetime, *, email: str | None = None, ip: str | None = None
+        self, event_type: str, since: datetime, *, mailbox: str | None = None, net: str | None = None
     ) -> datetime | None:
-        where, args = self._event_filter(event_type, since, email, ip)
+        where, args = self._event_filter(event_type, since, mailbox, net)
         row = await self._one(f"SELECT MIN(created_at) AS t FROM events WHERE {where}", args)
         return c.dt(row["t"]) if row and row["t"] is not None else None
 
     async def list_events(
         self,
         *,
-        email: str | None = None,
+        mailbox: str | None = None,
         user_id: str | None = None,
+        email: str | None = None,
         since: datetime | None = None,
         event_types: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[ContactEvent]:
         conds: list[str] = []
         args: list[Any] = []
-        who = [(col, val) for col, val in (("email", email), ("user_id", user_id)) if val is not None]
+        who = [(col, val) for col, val in (("mailbox", mailbox), ("user_id", user_id)) if val is not None]
         if who:
             conds.append("(" + " OR ".join(f"{col} = ?" for col, _ in who) + ")")
             args.extend(val for _, val in who)
+        if email is not None:  # one spelling of the mailbox (no index of its own: give `mailbox` too)
+            conds.append("email = ?")
+            args.append(email)
         if since is not None:
             conds.append("created_at >= ?")
             args.append(c.ts(since))
