@@ -37,6 +37,7 @@ from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.server.admin.session import SessionCodec, redact_access_log
 from reset_mcp.server.http.app import build_http_app
 from reset_mcp.store import Tx, open_store
+from reset_mcp.tokens import TokenSigner
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml
 from tests.httpserver import RunningServer, make_keys, mcp_client, running_server
 from tests.test_http import make_settings, reset_token_for
@@ -346,7 +347,7 @@ def test_one_decision_per_approval_whatever_the_channel(srv: RunningServer) -> N
     assert deciders["email"] == f"email:{OVERSEER}" and deciders["cli"].startswith("cli:")
     assert approval(srv, held["email"])["status"] == "rejected"
     entries = in_store(srv, lambda tx: tx.list_audit(limit=100_000))
-    assert verify_chain(entries).ok
+    assert verify_chain(entries, TokenSigner(SECRET).audit_ring).ok  # keyed: checked with the ring
     for name, approval_id in held.items():
         decisions = [
             e for e in entries if e.action.startswith("approval_") and e.detail.get("approval_id") == approval_id

@@ -27,6 +27,7 @@ from pg import fresh_schema_url, pg_database_fixture
 from reset_mcp.audit import verify_chain
 from reset_mcp.store import open_store
 from reset_mcp.store.records import OutboxRow, SendRecord
+from reset_mcp.tokens import TokenSigner
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 pg_url = pg_database_fixture()
@@ -235,6 +236,8 @@ async def test_two_instances_drain_one_outbox_each_email_once(pg_url: str, tmp_p
     assert len(sends) == total
     senders = smtp_server.handler.senders
     assert set(senders) == {"a@example.com", "b@example.com"}, senders  # both instances took part
-    report = verify_chain(audit)  # both processes appended delivery entries to one chain
+    report = verify_chain(
+        audit, TokenSigner(SECRET).audit_ring
+    )  # both processes appended delivery entries to one chain
     assert report.ok, report.problem
     assert sum(e.action == "delivery_sent" for e in audit) == total

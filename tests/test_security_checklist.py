@@ -772,14 +772,14 @@ async def test_audit_log_is_append_only_edits_and_deletions_detected(app: App, b
     token = await _issue(app, backend)
     await app.service.consume_reset_token(token)
     entries = await _audit(app)
-    assert len(entries) >= 4 and verify_chain(entries).ok
+    assert len(entries) >= 4 and verify_chain(entries, app.signer.audit_ring).ok
     async with app.store.transaction() as tx:
         await tx._exec("UPDATE audit SET actor = 'someone-else' WHERE seq = 2")  # type: ignore[attr-defined]
-    report = verify_chain(await _audit(app))
+    report = verify_chain(await _audit(app), app.signer.audit_ring)
     assert not report.ok and report.bad_seq == 2 and "altered" in (report.problem or "")
     async with app.store.transaction() as tx:
         await tx._exec("DELETE FROM audit WHERE seq = 2")  # type: ignore[attr-defined]
-    report = verify_chain(await _audit(app))
+    report = verify_chain(await _audit(app), app.signer.audit_ring)
     assert not report.ok and "missing" in (report.problem or "")
 
 
