@@ -163,7 +163,7 @@ async def build_app(
     ensure_data_dir(settings)  # once, at start
     secret = load_or_create_secret(settings)
     registry = EmailKinds(kinds)
-    policy = load_policy(settings.oversight_mode, settings.policy_file, registry.gated)
+    policy = load_policy(settings.oversight_mode, settings.policy_file, registry.gated, settings.canon)
     composer = composer_for(settings, registry)
     links = None
     if approval_links and settings.oversight_email:

@@ -61,7 +61,7 @@ def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict
         unusable.update({"email backend"} if settings.email_backend == "outbox" else set())
         unusable.update({"database"} if settings.database_url is None else set())
     try:
-        policy = load_policy(settings.oversight_mode, settings.policy_file, EmailKinds().gated)
+        policy = load_policy(settings.oversight_mode, settings.policy_file, EmailKinds().gated, settings.canon)
         policy_view = policy.describe()
         modes = set(policy_view["modes"].values())
         if modes & {Mode.GATED, Mode.CONFIRM} and not settings.oversight_email:

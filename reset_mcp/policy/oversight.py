@@ -14,6 +14,11 @@ file (RESET_MCP_POLICY_FILE, TOML). Recipient rules come first: deny lists win o
 allow lists, a non-empty allow list admits only what it names, and a cap limits emails
 to one address per hour across kinds. The decision says which rule matched.
 
+Names are compared as recipients are stored: domains in Unicode (an `xn--` entry is
+turned into its Unicode form when the file loads), lower case, no trailing dot; an
+address entry also covers every spelling of its inbox (`ceo+x@`, and dots for Gmail:
+`canonical.Canon`).
+
 Example policy file:
 
     mode = "monitored"                 # optional; overrides RESET_MCP_OVERSIGHT_MODE
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reset_mcp.canonical import Canon, canonical_domain
 from reset_mcp.errors import ConfigError
 from reset_mcp.vocab import Action, Mode
 
@@ -85,21 +91,24 @@ class Policy:
     recipients: RecipientRules = field(default_factory=RecipientRules)
     source: str = "environment"
     kinds: tuple[str, ...] = ()  # the kinds it decides on (for `describe`)
+    canon: Canon = field(default_factory=Canon)  # what "the same inbox" means for address rules
 
     def mode_for(self, kind: str) -> Mode:
         return self.kind_modes.get(kind, self.mode)
 
     def recipient_rule(self, recipient: str, sent_last_hour: int) -> str | None:
         """The rule that forbids this recipient, or None."""
-        address = recipient.lower()
-        domain = address.rpartition("@")[2]
+        local, _, domain = recipient.lower().rpartition("@")
+        domain = canonical_domain(domain)
+        address = f"{local}@{domain}"
+        mailbox = self.canon.mailbox(address)
         r = self.recipients
-        if address in r.deny_addresses:
+        if address in r.deny_addresses or mailbox in r.deny_addresses:
             return f"deny_addresses: {address}"
         if (hit := _domain_matches(domain, r.deny_domains)) is not None:
             return f"deny_domains: {hit}"
         if (r.allow_addresses or r.allow_domains) and not (
-            address in r.allow_addresses or _domain_matches(domain, r.allow_domains)
+            address in r.allow_addresses or mailbox in r.allow_addresses or _domain_matches(domain, r.allow_domains)
         ):
             return "allow lists: recipient is not on them"
         if r.max_per_hour is not None and sent_last_hour >= r.max_per_hour:
@@ -165,20 +174,34 @@ def _mode(value: Any, where: str) -> Mode:
     return Mode(value)
 
 
-def _names(data: dict[str, Any], key: str, where: str) -> frozenset[str]:
+def _names(data: dict[str, Any], key: str, where: str, canon: Canon) -> frozenset[str]:
+    """The entries as recipients are compared: Unicode domains, an address as its inbox too."""
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ConfigError(f"{where}: [recipients] {key} must be a list of strings")
-    return frozenset(v.strip().lower().lstrip("@") for v in value)
+    names = set()
+    for raw in value:
+        entry = raw.strip().lower().lstrip("@")
+        local, at, domain = entry.rpartition("@")
+        if not at:
+            names.add(canonical_domain(entry))
+        else:
+            address = f"{local}@{canonical_domain(domain)}"
+            names.update((address, canon.mailbox(address)))
+    return frozenset(names)
 
 
-def load_policy(global_mode: str, policy_file: Path | None, kinds: tuple[str, ...]) -> Policy:
+def load_policy(
+    global_mode: str, policy_file: Path | None, kinds: tuple[str, ...], canon: Canon | None = None
+) -> Policy:
     """The policy from the global mode and the optional TOML file; errors name the file.
 
-    `kinds`: the email kinds the policy decides on (`EmailKinds.gated`)."""
+    `kinds`: the email kinds the policy decides on (`EmailKinds.gated`); `canon`: the
+    settings' mailbox keys (`Settings.canon`)."""
+    canon = canon or Canon()
     mode = _mode(global_mode, "RESET_MCP_OVERSIGHT_MODE")
     if policy_file is None:
-        return Policy(mode=mode, kinds=kinds)
+        return Policy(mode=mode, kinds=kinds, canon=canon)
     where = str(policy_file)
     try:
         data = tomllib.loads(Path(policy_file).read_text(encoding="utf-8"))
@@ -205,10 +228,10 @@ def load_policy(global_mode: str, policy_file: Path | None, kinds: tuple[str, ..
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         raise ConfigError(f"{where}: [recipients] max_per_hour must be a positive integer")
     rules = RecipientRules(
-        allow_addresses=_names(rec, "allow_addresses", where),
-        allow_domains=_names(rec, "allow_domains", where),
-        deny_addresses=_names(rec, "deny_addresses", where),
-        deny_domains=_names(rec, "deny_domains", where),
+        allow_addresses=_names(rec, "allow_addresses", where, canon),
+        allow_domains=_names(rec, "allow_domains", where, canon),
+        deny_addresses=_names(rec, "deny_addresses", where, canon),
+        deny_domains=_names(rec, "deny_domains", where, canon),
         max_per_hour=cap,
     )
-    return Policy(mode=mode, kind_modes=kind_modes, recipients=rules, source=where, kinds=kinds)
+    return Policy(mode=mode, kind_modes=kind_modes, recipients=rules, source=where, kinds=kinds, canon=canon)
