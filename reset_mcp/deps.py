@@ -31,6 +31,7 @@ class Caller:
     id: str
     scopes: frozenset[str] = frozenset({Scope.SEND, Scope.REDEEM})
     can_elicit: bool = False
+    peer: str | None = None  # the connection's address (HTTP), for throttling when no `ip` is given
 
 
 STDIO_CALLER = Caller("stdio", frozenset({Scope.SEND, Scope.REDEEM}))

@@ -20,8 +20,8 @@ from reset_mcp.cli.main import serve_settings
 from reset_mcp.config import Settings, load_settings
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.keys import create_key, hash_secret, verify_key
+from reset_mcp.policy.throttle import ClientThrottle
 from reset_mcp.server.http.app import build_http_app
-from reset_mcp.server.http.rest import ClientThrottle
 from reset_mcp.server.serve import serve
 from tests.conftest import CHROME_UA, SECRET, reset_args, text_of_eml, token_from_text
 from tests.httpserver import RunningServer, make_keys, mcp_client, running_server, sse_mcp_client
@@ -216,14 +216,15 @@ def test_rest_bad_bodies_are_400(srv: RunningServer, content: bytes, message: st
 
 
 def test_failed_verifications_are_throttled_per_client_ip(srv: RunningServer) -> None:
-    def verify(ip: str) -> httpx.Response:
-        return httpx.post(f"{srv.url}/v1/tokens/verify", json={"token": "a.b.c", "ip": ip}, headers=srv.auth("app"))
+    def verify(ip: str, n: int) -> httpx.Response:
+        body = {"token": f"a.b.c{n}", "ip": ip}  # another bad token each time: the client's cap, not the token's
+        return httpx.post(f"{srv.url}/v1/tokens/verify", json=body, headers=srv.auth("app"))
 
-    for _ in range(10):
-        assert verify("203.0.113.77").json()["valid"] is False
-    limited = verify("203.0.113.77")
+    for n in range(10):
+        assert verify("203.0.113.77", n).json()["valid"] is False
+    limited = verify("203.0.113.77", 10)
     assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 300
-    assert verify("203.0.113.78").status_code == 200  # another client is unaffected
+    assert verify("203.0.113.78", 11).status_code == 200  # another client is unaffected
 
 
 def test_throttle_window_slides() -> None:

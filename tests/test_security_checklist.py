@@ -364,7 +364,7 @@ async def test_failed_verifications_throttled_nist_100_over_mcp(client: Client, 
     per caller: the 101st check in a row is refused with a clear tool error, until a cooldown."""
     for i in range(100):
         tool = "verify_reset_token" if i % 2 else "consume_reset_token"  # both count
-        result = await client.call_tool(tool, {"token": "a.b.c"})
+        result = await client.call_tool(tool, {"token": f"a.b.c{i}"})
         assert not result.is_error, (i, result.content)
     refused = await client.call_tool("verify_reset_token", {"token": "a.b.c"})
     assert refused.is_error and "too many failed token checks" in refused.content[0].text  # type: ignore[union-attr]

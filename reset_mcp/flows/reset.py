@@ -10,8 +10,11 @@ REST, CLI) calls these methods.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
+
+import anyio
 
 from reset_mcp.compose import RequestContext
 from reset_mcp.context import parse_user_agent, resolve_location
@@ -27,7 +30,7 @@ from reset_mcp.flows.reports import INVALID, report_unrequested
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.policy import abuse
 from reset_mcp.policy.gate import gate
-from reset_mcp.policy.throttle import FailureThrottle
+from reset_mcp.policy.throttle import RedeemThrottle
 from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
 from reset_mcp.token_rows import token_refusal
 from reset_mcp.tokens import TokenClaims, jti_hash
@@ -54,7 +57,7 @@ class ResetInput:
 class ResetService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.throttle = FailureThrottle()
+        self.throttle = RedeemThrottle()
         self.approvals = ApprovalDesk(deps)
         self.contacts = Contacts(deps)
         self.admin = AdminDesk(deps, self.approvals)
@@ -156,10 +159,24 @@ class ResetService:
         )
 
     # Verify and consume --------------------------------------------------------------
-    async def _check(self, token: str, caller: Caller, action: str) -> tuple[TokenClaims | None, TokenRecord | None]:
+    def _client(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, caller: Caller) -> str | None:
+        """Whom failed checks are counted for: the end user's network when the app passed
+        their IP, else the connection's, else no one in particular (one bucket per key)."""
+        if ip is not None:
+            return self.deps.canon.net(ip)
+        if caller.peer:
+            try:
+                return self.deps.canon.net(caller.peer)
+            except InvalidInputError:
+                return None
+        return None
+
+    async def _check(
+        self, token: str, caller: Caller, action: str, client: str | None
+    ) -> tuple[TokenClaims | None, TokenRecord | None]:
         d = self.deps
         now = d.clock.now()
-        self.throttle.check(caller.id, now)
+        self.throttle.check(caller.id, client, token, now)
         decoded = d.signer.decode(token, now)
         failure = decoded.failure
         record = None
@@ -180,13 +197,19 @@ class ResetService:
             async with d.store.transaction() as tx:
                 subject = record.send_id if record else "token"
                 await d.audit(tx, caller.id, f"{action}_refused", subject, now, reason=failure)
-            self.throttle.failed(caller.id, now)
+            delay = self.throttle.failed(caller.id, client, token, now)
+            if delay:  # many failures everywhere: slow every failing caller down, lock no one out
+                await anyio.sleep(delay)
             return None, None
-        self.throttle.succeeded(caller.id)
+        self.throttle.succeeded(caller.id, client)
         return decoded.claims, record
 
-    async def verify_reset_token(self, token: str, caller: Caller = STDIO_CALLER) -> VerifyResult:
-        claims, record = await self._check(token, caller, "verify")
+    async def verify_reset_token(
+        self, token: str, caller: Caller = STDIO_CALLER, *, ip: str | None = None
+    ) -> VerifyResult:
+        """`ip`: the end user's address, when the app knows it (failures are counted per client)."""
+        client = self._client(parse_ip(ip) if ip else None, caller)
+        claims, record = await self._check(token, caller, "verify", client)
         if claims is None or record is None:
             return VerifyResult(valid=False, reason=INVALID)
         return VerifyResult(valid=True, user_id=record.user_id, email=record.email, expires_at=record.expires_at)
@@ -212,7 +235,7 @@ class ResetService:
                 device=parse_user_agent(user_agent or "").label(),
                 location=resolve_location(parsed, None, d.geo).label,
             )
-        claims, record = await self._check(token, caller, "consume")
+        claims, record = await self._check(token, caller, "consume", self._client(parsed, caller))
         if claims is None or record is None:
             return ConsumeResult(consumed=False, reason=INVALID)
         now = d.clock.now()

@@ -1,11 +1,13 @@
 """Throttling failed token checks and sign-ins, so a caller cannot guess its way through.
 
-- `FailureThrottle`: NIST SP 800-63B caps consecutive failed attempts at 100. Each
-  caller (the stdio user, an API key) gets `limit` failures in a row; after that its
-  checks are refused until `cooldown` has passed since the last failure. A success
-  resets the count.
-- `ClientThrottle`: failures per client address in a sliding window, in front of the
-  per-caller cap (REST verification, admin sign-in).
+- `RedeemThrottle`: failed token checks (verify, consume). One app key serves every
+  user's reset page, so failures are counted per (key, client network) and per token,
+  never per key alone: a prober spread over ten addresses must not lock every user
+  out. A client with no known address (stdio, an app that passes no IP) is one bucket
+  per key with NIST SP 800-63B's ceiling of 100 failures. Past a global cap the
+  throttle brakes: each client's budget shrinks and failed answers are delayed, but a
+  client without failures is never refused.
+- `ClientThrottle`: failures per client address in a sliding window (admin sign-in).
 
 The state is per process, which is enough here: a guess needs a valid 256-bit jti and
 signature, and the caps bound the audit noise a misbehaving caller can make.
@@ -13,59 +15,103 @@ signature, and the caps bound the audit noise a misbehaving caller can make.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from reset_mcp.errors import TooManyFailuresError
 
 
-@dataclass(slots=True)
-class _Count:
-    failures: int
-    last: datetime
+def _retry(stamps: deque[datetime], limit: int, window: timedelta, now: datetime) -> int | None:
+    """Seconds until one more failure fits under `limit`, or None when it fits now."""
+    while stamps and stamps[0] <= now - window:
+        stamps.popleft()
+    if len(stamps) < limit:
+        return None
+    return max(1, math.ceil((stamps[-limit] + window - now).total_seconds()))
 
 
-class FailureThrottle:
-    def __init__(self, limit: int = 100, cooldown: timedelta = timedelta(minutes=15), max_keys: int = 10_000) -> None:
-        self.limit = limit
-        self.cooldown = cooldown
+@dataclass(frozen=True, slots=True)
+class RedeemLimits:
+    client: int = 10  # failures per (key, client network) in `client_window`
+    client_window: timedelta = timedelta(minutes=5)
+    unknown_client: int = 100  # per key when the client's address is not known (NIST's cap)
+    token: int = 10  # failures of one token string in `window`
+    window: timedelta = timedelta(minutes=15)
+    global_cap: int = 300  # failures in `client_window` across every key and client: brake
+    braked_client: int = 3  # a client's budget while braking
+    brake_delay: float = 1.0  # seconds each failed answer waits while braking
+
+
+class RedeemThrottle:
+    """Failed token checks per (key, client network), per token, and in total.
+
+    `check` before a token is looked at (TooManyFailuresError with `retry_after`);
+    `failed` after a failure, answering how long to delay the answer (0 unless braking);
+    `succeeded` clears the (key, client) bucket: NIST counts consecutive failures.
+    """
+
+    def __init__(self, limits: RedeemLimits | None = None, *, max_keys: int = 10_000) -> None:
+        self.limits = limits or RedeemLimits()
         self.max_keys = max_keys
-        self._counts: dict[str, _Count] = {}
+        self._clients: dict[tuple[str, str | None], deque[datetime]] = {}
+        self._tokens: dict[str, deque[datetime]] = {}
+        self._all: deque[datetime] = deque()
 
-    def check(self, key: str, now: datetime) -> None:
-        count = self._counts.get(key)
-        if count is None or count.failures < self.limit:
-            return
-        wait = count.last + self.cooldown - now
-        if wait.total_seconds() <= 0:
-            del self._counts[key]
-            return
-        raise TooManyFailuresError(int(wait.total_seconds()) + 1)
+    def braking(self, now: datetime) -> bool:
+        lim = self.limits
+        while self._all and self._all[0] <= now - lim.client_window:
+            self._all.popleft()
+        return len(self._all) >= lim.global_cap
 
-    def failed(self, key: str, now: datetime) -> None:
-        count = self._counts.get(key)
-        if count is None:
-            if len(self._counts) >= self.max_keys:  # bounded memory: forget the oldest entry
-                self._counts.pop(next(iter(self._counts)))
-            self._counts[key] = _Count(1, now)
-        else:
-            count.failures += 1
-            count.last = now
+    def _client_rule(self, client: str | None, now: datetime) -> tuple[int, timedelta]:
+        lim = self.limits
+        if client is None:
+            return lim.unknown_client, lim.window
+        return (lim.braked_client if self.braking(now) else lim.client), lim.client_window
 
-    def succeeded(self, key: str) -> None:
-        self._counts.pop(key, None)
+    def check(self, key: str, client: str | None, token: str, now: datetime) -> None:
+        """`client`: the client's network (`canonical.ip_key`), None when unknown."""
+        limit, window = self._client_rule(client, now)
+        waits = [
+            _retry(self._clients.get((key, client), deque()), limit, window, now),
+            _retry(self._tokens.get(_digest(token), deque()), self.limits.token, self.limits.window, now),
+        ]
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is not None:
+            raise TooManyFailuresError(wait)
+
+    def failed(self, key: str, client: str | None, token: str, now: datetime) -> float:
+        self._note(self._clients, (key, client), now)
+        self._note(self._tokens, _digest(token), now)
+        self._all.append(now)
+        if len(self._all) > 4 * self.limits.global_cap:  # bounded: older stamps no longer matter
+            self._all.popleft()
+        return self.limits.brake_delay if self.braking(now) else 0.0
+
+    def succeeded(self, key: str, client: str | None) -> None:
+        self._clients.pop((key, client), None)
+
+    def _note(self, table: dict[Any, deque[datetime]], name: Any, now: datetime) -> None:
+        stamps = table.pop(name, None) or deque(maxlen=max(self.limits.unknown_client, self.limits.token) + 1)
+        stamps.append(now)
+        table[name] = stamps  # re-inserted: dict order is least recently failed first
+        while len(table) > self.max_keys:
+            del table[next(iter(table))]
+
+
+def _digest(token: str) -> str:
+    # The token itself is never kept, even in memory: a hash names it.
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 class ClientThrottle:
     """At most `limit` failed verifications per client IP in a sliding `window` (seconds).
-
-    This sits in front of the service's own per-caller cap (`reset_mcp.policy.throttle`, 100 failures
-    in a row per API key, NIST's ceiling): one prober behind the app's key is slowed long
-    before it can lock the whole app out.
 
     In memory, per process: behind a load balancer each instance counts on its own, so
     the effective limit is `limit x instances`, still far under NIST SP 800-63B's cap of

@@ -98,4 +98,5 @@ class KeyAuth:
                 f"{credentials_of(token)} lacks the '{scope}' scope",
                 {"WWW-Authenticate": f'Bearer realm="reset-mcp", error="insufficient_scope", scope="{scope}"'},
             )
-        return Caller(principal_of(token), frozenset(token.scopes))
+        peer = request.client.host if request.client else None
+        return Caller(principal_of(token), frozenset(token.scopes), peer=peer)

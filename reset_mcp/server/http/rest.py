@@ -6,11 +6,14 @@ by the HTTP app's exception handlers (`errors.refusal` for domain errors):
     403 scope missing, or the requesting key deciding    404 NotFoundError
     409 ConflictError (already decided)                  413 body over 64 KiB
     429 too many failed verifications (Retry-After)      503 StoreError (database unavailable)
+
+Failed token checks are throttled by the service (`policy.throttle.RedeemThrottle`), per
+(key, client network): the client is the end user's `ip` when the app passes it, else
+the connection's address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -24,7 +27,6 @@ from starlette.routing import Route
 
 from reset_mcp.deps import Caller
 from reset_mcp.metrics import CONTENT_TYPE
-from reset_mcp.policy.throttle import ClientThrottle
 from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyAuth
 from reset_mcp.store.records import APPROVAL_STATUSES
 from reset_mcp.vocab import Scope
@@ -88,9 +90,6 @@ Handler = Callable[[Request, Caller], Awaitable[Response]]
 
 
 def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) -> list[Route]:
-    # Keyed by the end user's IP when the app passes it ("ip"), else by the connection's
-    # peer: an app backend relaying many users must not lock them all out together.
-    throttle = ClientThrottle()
 
     def keyed(scope: str | None, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -98,28 +97,11 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
 
         return endpoint
 
-    def client_of(request: Request, body: dict[str, Any]) -> str:
-        ip = body.get("ip")
-        if isinstance(ip, str):
-            try:
-                return str(ipaddress.ip_address(ip.strip()))
-            except ValueError:
-                pass
-        return request.client.host if request.client else "unknown"
-
-    def throttled(client: str) -> None:
-        wait = throttle.retry_after(client)
-        if wait is not None:
-            raise HTTPProblem(429, "too many failed verifications; try again later", {"Retry-After": str(wait)})
-
     async def verify(request: Request, caller: Caller) -> Response:
         body = await _json_body(request)
         token = _text(body, "token", required=True, limit=MAX_TOKEN)
-        client = client_of(request, body)
-        throttled(client)
-        result = await holder.get().service.verify_reset_token(token or "", caller)
-        if not result.valid:
-            throttle.failed(client)
+        ip = _text(body, "ip", required=False, limit=64)
+        result = await holder.get().service.verify_reset_token(token or "", caller, ip=ip)
         return JSONResponse(result.model_dump(mode="json"))
 
     async def consume(request: Request, caller: Caller) -> Response:
@@ -127,12 +109,8 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
         token = _text(body, "token", required=True, limit=MAX_TOKEN)
         ip = _text(body, "ip", required=False, limit=64)
         user_agent = _text(body, "user_agent", required=False, limit=2048)
-        client = client_of(request, body)
-        throttled(client)
         service = holder.get().service
         result = await service.consume_reset_token(token or "", caller, ip=ip, user_agent=user_agent)
-        if not result.consumed:
-            throttle.failed(client)
         return JSONResponse(result.model_dump(mode="json"))
 
     async def list_approvals(request: Request, caller: Caller) -> Response:

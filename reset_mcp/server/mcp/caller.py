@@ -31,7 +31,14 @@ def caller_of(ctx: Context[Any], needs: str) -> Caller:
     scopes = frozenset(token.scopes)
     if needs not in scopes:
         raise ToolError(f"{credentials_of(token)} lacks the '{needs}' scope")
-    return Caller(principal_of(token), scopes, can_elicit)
+    return Caller(principal_of(token), scopes, can_elicit, peer=_peer(ctx))
+
+
+def _peer(ctx: Context[Any]) -> str | None:
+    """The HTTP connection's address, when the call came over HTTP."""
+    request = getattr(ctx.request_context, "request", None)
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
 
 
 def principal_of(token: AccessToken) -> str:

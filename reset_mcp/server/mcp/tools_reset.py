@@ -56,10 +56,17 @@ def register(tool: Tools) -> None:
         title="Verify a reset token",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
     )
-    async def verify_reset_token(token: Token, ctx: Context[Any]) -> VerifyResult:
+    async def verify_reset_token(
+        token: Token,
+        ctx: Context[Any],
+        ip: Annotated[
+            str | None,
+            Field(description="IP of the person opening the link (failures count per client).", max_length=64),
+        ] = None,
+    ) -> VerifyResult:
         """Check a token from a reset link without using it up (for rendering the reset form)."""
         with tool_errors():
-            return await app_of(ctx).service.verify_reset_token(token, caller_of(ctx, Scope.REDEEM))
+            return await app_of(ctx).service.verify_reset_token(token, caller_of(ctx, Scope.REDEEM), ip=ip)
 
     @tool(
         title="Consume a reset token",
