@@ -23,6 +23,7 @@ from reset_mcp.store.records import (
     ApiKeyRecord,
     ApprovalRecord,
     ContactEvent,
+    ContactFacts,
     OutboxRow,
     SendRecord,
     TokenRecord,
@@ -421,6 +422,48 @@ async def test_events_are_keyed_by_mailbox_and_network(store: Store) -> None:
         assert {e.email for e in both} == {"a.b+x@gmail.com", "ab@googlemail.com"}
 
 
+async def test_recorded_events_are_counted_apart_from_the_systems(store: Store) -> None:
+    async with store.transaction() as tx:
+        for kind in ("login_failed", "support_ticket", "reset_requested", "login_failed"):
+            await tx.insert_event(event(kind, NOW - MIN))
+        await tx.insert_event(event("login_failed", NOW - 90 * MIN))
+        await tx.insert_event(event("login_failed", NOW - MIN, email="b@example.com"))
+    async with store.reading() as tx:
+        since = NOW - 60 * MIN
+        assert await tx.count_recorded_events("a@example.com", since, excluding=["reset_requested"]) == 3
+        assert await tx.count_recorded_events("a@example.com", since, excluding=["login_failed"]) == 2
+
+
+async def test_contact_facts_round_trip_and_replace(store: Store) -> None:
+    async with store.transaction() as tx:
+        assert await tx.get_contact_facts("a@example.com") is None
+        await tx.put_contact_facts(ContactFacts("a@example.com", {"known_ips": {"203.0.113.9": 1.5}}, NOW))
+    async with store.transaction() as tx:
+        assert await tx.get_contact_facts("a@example.com") == ContactFacts(
+            "a@example.com", {"known_ips": {"203.0.113.9": 1.5}}, NOW
+        )
+        await tx.put_contact_facts(ContactFacts("a@example.com", {"last": 2}, NOW + MIN))
+    async with store.reading() as tx:
+        assert await tx.get_contact_facts("a@example.com") == ContactFacts("a@example.com", {"last": 2}, NOW + MIN)
+
+
+async def test_approvals_by_requester(store: Store) -> None:
+    async with store.transaction() as tx:
+        for i in range(5):
+            a = approval(i, expires=NOW + 60 * MIN)
+            a.requested_by = "key:a" if i < 3 else "key:b"
+            await tx.insert_approval(a)
+        assert await tx.decide_approval("apr_0", status="rejected", by="human", reason=None, now=NOW)
+    async with store.reading() as tx:
+        assert await tx.count_pending_approvals("key:a", 100) == 2
+        assert await tx.count_pending_approvals("key:a", 1) == 1  # counted up to the bound only
+        assert await tx.count_pending_approvals("key:c", 100) == 0
+        mine = await tx.list_approvals("pending", 10, requested_by="key:b")
+        assert {a.id for a in mine} == {"apr_3", "apr_4"}
+        assert len(await tx.list_approvals(None, 10, requested_by="key:a")) == 3
+        assert len(await tx.list_approvals("pending", 10)) == 4
+
+
 # Audit ------------------------------------------------------------------------------
 async def test_audit_chain_appended_concurrently_without_forks(store: Store) -> None:
     async def writer(w: int) -> None:
@@ -508,14 +551,22 @@ async def test_purge_removes_only_old_finished_things(store: Store) -> None:
         await tx.insert_approval(approval(4, expires=NOW - MIN))  # pending: kept whatever its age
         await tx.insert_approval(approval(5, expires=NOW - MIN))
         assert await tx.decide_approval("apr_5", status="rejected", by="human", reason="no", now=NOW - 2 * MIN)
+        await tx.put_contact_facts(ContactFacts("old@example.com", {"k": 1}, NOW - 60 * MIN))
+        await tx.put_contact_facts(ContactFacts("new@example.com", {"k": 2}, NOW + MIN))
     async with store.transaction() as tx:
-        assert await tx.purge(cut, 100) == {"tokens": 1, "events": 1, "outbox": 1, "approvals": 1, "sends": 3}
+        assert await tx.purge(cut, 100) == {
+            "tokens": 1, "events": 1, "outbox": 1, "approvals": 1, "contact_facts": 1, "sends": 3
+        }  # fmt: skip
+        assert await tx.get_contact_facts("old@example.com") is None
+        assert await tx.get_contact_facts("new@example.com") is not None
         assert await tx.get_token("hash_2") is not None and await tx.get_outbox("msg_2") is not None
         assert await tx.get_approval("apr_4") is not None and await tx.get_approval("apr_5") is None
         kept = {i for i in range(1, 7) if await tx.get_send(f"req_{i}") is not None}
         # 1 goes too once its token and outbox row went in this same pass: children first.
         assert kept == {2, 4, 6}
-        assert await tx.purge(cut, 100) == {"tokens": 0, "events": 0, "outbox": 0, "approvals": 0, "sends": 0}
+        assert await tx.purge(cut, 100) == {
+            "tokens": 0, "events": 0, "outbox": 0, "approvals": 0, "contact_facts": 0, "sends": 0
+        }  # fmt: skip
 
 
 async def test_purge_deletes_at_most_limit_rows_a_table(store: Store) -> None:

@@ -36,6 +36,7 @@ from reset_mcp.store.records import (
     ApprovalRecord,
     AuditEntry,
     ContactEvent,
+    ContactFacts,
     OutboxRow,
     SendRecord,
     TokenRecord,
@@ -50,6 +51,7 @@ __all__ = [
     "ApprovalRecord",
     "AuditEntry",
     "ContactEvent",
+    "ContactFacts",
     "OutboxRow",
     "SendRecord",
     "Store",
@@ -129,6 +131,9 @@ class Tx(Protocol):
     ) -> list[ApprovalRecord]:
         """Newest first (then by id); `after`: the (created_at, id) of the last row of the page before."""
         ...
+    async def count_pending_approvals(self, requested_by: str, limit: int) -> int:
+        """Pending approvals `requested_by` holds, counted up to `limit`."""
+        ...
 
     async def decide_approval(
         self, approval_id: str, *, status: str, by: str, reason: str | None, now: datetime
@@ -165,6 +170,16 @@ class Tx(Protocol):
         limit: int = 100,
     ) -> list[ContactEvent]:
         """Newest first; `mailbox` OR `user_id`, then only `email` (one spelling) if given."""
+        ...
+
+    async def count_recorded_events(self, mailbox: str, since: datetime, *, excluding: Sequence[str]) -> int:
+        """Events of `mailbox` since `since` whose type is none of `excluding` (what agents recorded)."""
+        ...
+
+    # contact facts -------------------------------------------------------------------
+    async def get_contact_facts(self, mailbox: str) -> ContactFacts | None: ...
+    async def put_contact_facts(self, facts: ContactFacts) -> None:
+        """Insert or replace the row of `facts.mailbox`."""
         ...
 
     # audit ---------------------------------------------------------------------------

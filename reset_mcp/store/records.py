@@ -129,6 +129,15 @@ class ContactEvent:
 
 
 @dataclass(slots=True)
+class ContactFacts:
+    """A mailbox's security facts (`reset_mcp.contact_facts`), one row per mailbox."""
+
+    mailbox: str
+    facts: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(slots=True)
 class AuditEntry:
     seq: int
     at: datetime

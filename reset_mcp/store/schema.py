@@ -186,6 +186,33 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             "CREATE INDEX events_net ON events (net, event_type, created_at) WHERE net IS NOT NULL",
         ],
     ),
+    (
+        6,
+        "approvals by requester: a caller's own pending sends, and a bound on them",
+        [
+            # Written once a held email (not on a reset that is sent at once).
+            "CREATE INDEX approvals_requester ON approvals (requested_by, status, created_at)",
+        ],
+    ),
+    (
+        7,
+        "contact_facts: each mailbox's security facts, kept apart from the events agents can record",
+        [
+            # One B-tree on SQLite (WITHOUT ROWID: the key is the row), so one page write
+            # a reset. No index on updated_at: only the purge reads by it (a scan every
+            # six hours), and every reset would move its entry.
+            (
+                "sqlite",
+                "CREATE TABLE contact_facts (mailbox TEXT PRIMARY KEY, facts TEXT NOT NULL, "
+                "updated_at DOUBLE PRECISION NOT NULL) WITHOUT ROWID",
+            ),
+            (
+                "postgres",
+                "CREATE TABLE contact_facts (mailbox TEXT PRIMARY KEY, facts TEXT NOT NULL, "
+                "updated_at DOUBLE PRECISION NOT NULL)",
+            ),
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (

@@ -8,7 +8,7 @@ from typing import Any
 
 from reset_mcp.audit import GENESIS, entry_hash, keyed_entry_hash
 from reset_mcp.store import sql_common as c
-from reset_mcp.store.records import AdminSessionRecord, ApiKeyRecord, AuditEntry, ContactEvent
+from reset_mcp.store.records import AdminSessionRecord, ApiKeyRecord, AuditEntry, ContactEvent, ContactFacts
 from reset_mcp.store.sql_base import SqlBase
 
 
@@ -82,6 +82,26 @@ class HistorySql(SqlBase):
             f"SELECT {c.EVENT_COLS} FROM events {where} ORDER BY created_at DESC, id DESC LIMIT ?", [*args, limit]
         )
         return [c.event_from(r) for r in rows]
+
+    async def count_recorded_events(self, mailbox: str, since: datetime, *, excluding: Sequence[str]) -> int:
+        marks = ",".join("?" * len(excluding))
+        row = await self._one(
+            f"SELECT COUNT(*) AS n FROM events WHERE mailbox = ? AND created_at >= ? AND event_type NOT IN ({marks})",
+            [mailbox, c.ts(since), *excluding],
+        )
+        return int(row["n"]) if row else 0
+
+    # contact facts -------------------------------------------------------------------
+    async def get_contact_facts(self, mailbox: str) -> ContactFacts | None:
+        row = await self._one("SELECT mailbox, facts, updated_at FROM contact_facts WHERE mailbox = ?", (mailbox,))
+        return ContactFacts(row["mailbox"], c.load(row["facts"]), c.req_dt(row["updated_at"])) if row else None
+
+    async def put_contact_facts(self, facts: ContactFacts) -> None:
+        await self._exec(
+            "INSERT INTO contact_facts (mailbox, facts, updated_at) VALUES (?,?,?) "
+            "ON CONFLICT (mailbox) DO UPDATE SET facts = excluded.facts, updated_at = excluded.updated_at",
+            (facts.mailbox, c.dump(facts.facts), c.ts(facts.updated_at)),
+        )
 
     # audit ---------------------------------------------------------------------------
     async def append_audit(

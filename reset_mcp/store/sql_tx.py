@@ -163,6 +163,15 @@ class SqlTx(OutboxSql, HistorySql):
         )
         return [c.approval_from(r) for r in rows]
 
+    async def count_pending_approvals(self, requested_by: str, limit: int) -> int:
+        # Counted up to `limit` only: the bound is all a caller needs to know.
+        row = await self._one(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM approvals WHERE requested_by = ? AND status = 'pending' "
+            "LIMIT ?) AS held",
+            (requested_by, limit),
+        )
+        return int(row["n"]) if row else 0
+
     async def decide_approval(
         self, approval_id: str, *, status: str, by: str, reason: str | None, now: datetime
     ) -> bool:
@@ -206,6 +215,11 @@ class SqlTx(OutboxSql, HistorySql):
             "approvals": await self._exec(
                 "DELETE FROM approvals WHERE id IN "
                 f"(SELECT id FROM approvals WHERE status IN ({decided}) AND expires_at < ? LIMIT ?)",
+                (cut, limit),
+            ),
+            "contact_facts": await self._exec(
+                "DELETE FROM contact_facts WHERE mailbox IN "
+                "(SELECT mailbox FROM contact_facts WHERE updated_at < ? LIMIT ?)",
                 (cut, limit),
             ),
             "sends": await self._exec(
