@@ -32,9 +32,10 @@ class Caller:
     scopes: frozenset[str] = frozenset({Scope.SEND, Scope.REDEEM})
     can_elicit: bool = False
     peer: str | None = None  # the connection's address (HTTP), for throttling when no `ip` is given
+    local: bool = False  # the machine's own user (stdio, in process): sees every request and contact
 
 
-STDIO_CALLER = Caller("stdio", frozenset({Scope.SEND, Scope.REDEEM}))
+STDIO_CALLER = Caller("stdio", frozenset({Scope.SEND, Scope.REDEEM, Scope.CONTACTS_READ}), local=True)
 
 
 async def lock_account(tx: Tx, mailbox: str) -> None:

@@ -6,7 +6,8 @@
     ├── NotFoundError              no such request, approval, key or outbox row
     ├── ConflictError              the state forbids it (already decided, expired, ...)
     ├── PermissionDeniedError      the caller may not do this (scope, same credentials)
-    ├── TooManyFailuresError       too many failed token checks: wait `retry_after` seconds
+    ├── RateLimitedError           too many in a window: wait `retry_after` seconds
+    │   └── TooManyFailuresError   too many failed token checks
     ├── StoreError                 the database failed (driver errors wrapped `from exc`)
     │   └── StoreUnavailableError  no connection could be had in time (pool exhausted)
     └── DeliveryError              an email backend failed
@@ -51,12 +52,19 @@ class PermissionDeniedError(ResetMCPError):
     """The caller lacks the right to do this."""
 
 
-class TooManyFailuresError(ResetMCPError):
+class RateLimitedError(ResetMCPError):
+    """Too many of something in a window; `retry_after` seconds until one more fits."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(f"{message}; try again in {retry_after} seconds")
+        self.retry_after = retry_after
+
+
+class TooManyFailuresError(RateLimitedError):
     """A caller failed too many token checks in a row (NIST SP 800-63B's cap)."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed token checks; try again in {retry_after} seconds")
-        self.retry_after = retry_after
+        super().__init__("too many failed token checks", retry_after)
 
 
 class StoreError(ResetMCPError):
@@ -91,7 +99,7 @@ _STATUS: tuple[tuple[type[ResetMCPError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (PermissionDeniedError, 403),
-    (TooManyFailuresError, 429),
+    (RateLimitedError, 429),
     (StoreError, 503),
 )
 
@@ -116,5 +124,5 @@ def refusal(exc: ResetMCPError) -> Refusal:
     if isinstance(exc, StoreError):
         log.error("store error: %s", exc)
         return Refusal(status, STORE_UNAVAILABLE)
-    retry_after = exc.retry_after if isinstance(exc, TooManyFailuresError) else None
+    retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
     return Refusal(status, str(exc), retry_after)

@@ -7,9 +7,12 @@ resist guessing), and a database dump yields no usable key. Comparison is consta
 time, and an unknown id costs the same hash and compare as a wrong secret.
 
 Scopes:
-    send    the agent's tools (request a reset, alerts, contact history, views)
-    redeem  the app's reset page: verify and consume a token, report "this wasn't me"
-    approve the overseer: list, approve and reject held emails (HTTP only, never MCP)
+    send          the agent's tools (request a reset, alerts, record events); reads only
+                  its own requests and what they showed
+    redeem        the app's reset page: verify and consume a token, report "this wasn't me"
+    approve       the overseer: list, approve and reject held emails (HTTP only, never MCP)
+    contacts:read any address's contact history and abuse detail (get_contact,
+                  check_reset_abuse, GET /v1/contacts): support staff, not an agent
 """
 
 from __future__ import annotations

@@ -130,6 +130,7 @@ class AbuseResult(BaseModel):
 class ContactEventView(BaseModel):
     event_type: str
     created_at: datetime
+    email: str | None = Field(None, description="The address as given (the inbox's spellings are one contact).")
     user_id: str | None = None
     ip: str | None = None
     device: str | None = None
@@ -145,6 +146,8 @@ class ContactSummary(BaseModel):
     known_ips: list[str]
     devices: list[str]
     countries: list[str]
+    last_reported_unrequested: datetime | None = Field(None, description="The owner's last \"this wasn't me\".")
+    own_only: bool = Field(False, description="True: only what this caller's own requests and records showed.")
     event_count: int
     recent_events: list[ContactEventView]
 

@@ -87,6 +87,7 @@ class Scope(StrEnum):
     SEND = "send"  # the agent's tools
     REDEEM = "redeem"  # the app's reset page: verify and consume a token, report "this wasn't me"
     APPROVE = "approve"  # the overseer: decide held emails (never over MCP)
+    CONTACTS_READ = "contacts:read"  # any address's contact history and abuse detail (support staff)
 
 
 class Mode(StrEnum):

@@ -430,8 +430,9 @@ async def test_recorded_events_are_counted_apart_from_the_systems(store: Store) 
         await tx.insert_event(event("login_failed", NOW - MIN, email="b@example.com"))
     async with store.reading() as tx:
         since = NOW - 60 * MIN
-        assert await tx.count_recorded_events("a@example.com", since, excluding=["reset_requested"]) == 3
-        assert await tx.count_recorded_events("a@example.com", since, excluding=["login_failed"]) == 2
+        assert await tx.recorded_events_since("a@example.com", since, excluding=["reset_requested"]) == (3, NOW - MIN)
+        assert await tx.recorded_events_since("a@example.com", since, excluding=["login_failed"]) == (2, NOW - MIN)
+        assert await tx.recorded_events_since("c@example.com", since, excluding=["x"]) == (0, None)
 
 
 async def test_contact_facts_round_trip_and_replace(store: Store) -> None:

@@ -4,6 +4,9 @@ None of this is reachable with an agent's `send` credentials: the MCP tools an a
 sees are read-only views, and `approve`/`reject` refuse a decider whose identity is the
 one that requested the send. For a reset, the token is minted only on approval, so
 the link gets its full lifetime however long the approval took.
+
+An agent's key sees only the sends it requested itself (its pending ones, a request's
+status); the overseer (`approve`) and the local user see every one.
 """
 
 from __future__ import annotations
@@ -70,19 +73,33 @@ def send_status(send: SendRecord, approval: ApprovalRecord | None, rows: list[Ou
     )
 
 
+def sees_all_sends(caller: Caller) -> bool:
+    """May see sends other callers requested: the overseer and the local user."""
+    return caller.local or Scope.APPROVE in caller.scopes
+
+
 class ApprovalDesk:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     async def list_pending(
-        self, limit: int = 100, *, cursor: str | None = None, requested_by: str | None = None
+        self,
+        limit: int = 100,
+        *,
+        cursor: str | None = None,
+        requested_by: str | None = None,
+        caller: Caller | None = None,
     ) -> PendingSends:
         """A page of held emails, newest first; `requested_by`: only those this caller asked for.
-        `next_cursor` continues the same listing (a cursor carries its filter), None at the end."""
+        `next_cursor` continues the same listing (a cursor carries its filter), None at the end.
+        A `caller` that does not see all sends (`sees_all_sends`) gets only its own, whatever
+        a cursor it made up says."""
         after = None
         if cursor is not None:
             position = paging.decode(cursor)
             after, requested_by = (position.created_at, position.id), position.requested_by
+        if caller is not None and not sees_all_sends(caller):
+            requested_by = caller.id
         await self.expire_due()
         async with self.deps.store.transaction() as tx:
             rows = await tx.list_approvals(ApprovalStatus.PENDING, limit + 1, requested_by=requested_by, after=after)
@@ -103,14 +120,17 @@ class ApprovalDesk:
             raise NotFoundError(f"no approval {approval_id!r}")
         return approval_view(approval)
 
-    async def send_status(self, request_id: str) -> SendStatusView:
+    async def send_status(self, request_id: str, caller: Caller | None = None) -> SendStatusView:
+        """A request's decision and deliveries; another caller's request reads as missing
+        to a `caller` that does not see all (no hint that it exists)."""
         # Checked before any query: PostgreSQL refuses text with NUL, which would read
         # as "database unavailable" instead of the caller's mistake.
         request_id = identifier(request_id, "request_id", 64)
         await self.expire_due()
         async with self.deps.store.transaction() as tx:
             send = await tx.get_send(request_id)
-            if send is None:
+            hidden = send is not None and caller is not None and not sees_all_sends(caller)
+            if send is None or (hidden and send.requested_by != caller.id):  # type: ignore[union-attr]
                 raise NotFoundError(f"no request {request_id!r}")
             approval = await tx.approval_for_send(request_id)
             rows = await tx.outbox_for_send(request_id)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from reset_mcp import contact_facts
 from reset_mcp.compose import RequestContext
 from reset_mcp.context import parse_user_agent, resolve_location
 from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
@@ -104,12 +105,14 @@ class ResetService:
             if limit.limited:
                 event.event_type = Event.RESET_RATE_LIMITED
                 await tx.insert_event(event)
+                await contact_facts.remember(tx, mailbox, event)
                 send.status, send.reason, send.decision = SendStatus.RATE_LIMITED, limit.reason, SendStatus.RATE_LIMITED
                 await tx.insert_send(send)
                 await d.audit(tx, caller.id, "rate_limited", send.id, now, reason=limit.reason, ip=str(ip))
                 report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
             else:
                 await tx.insert_event(event)
+                await contact_facts.remember(tx, mailbox, event)
                 gated = await gate(d, tx, send, now, confirmed=confirmed)
                 report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
             alert_queued = False
@@ -240,7 +243,8 @@ class ResetService:
             return ConsumeResult(consumed=False, reason=INVALID)
         now = d.clock.now()
         async with d.store.transaction() as tx:
-            await lock_account(tx, d.canon.mailbox(record.email))
+            mailbox = d.canon.mailbox(record.email)
+            await lock_account(tx, mailbox)
             if not await tx.consume_token(record.jti_hash, now):
                 await d.audit(tx, caller.id, "consume_refused", record.send_id, now, reason="lost race or expired")
                 won = False
@@ -249,17 +253,17 @@ class ResetService:
                 revoked = await tx.revoke_tokens(
                     user_id=record.user_id, email=record.email, now=now, reason="password changed"
                 )
-                await tx.insert_event(
-                    ContactEvent(
-                        email=record.email,
-                        user_id=record.user_id,
-                        event_type=Event.RESET_CONSUMED,
-                        created_at=now,
-                        ip=str(parsed) if parsed is not None else None,
-                        metadata={"request_id": record.send_id},
-                        mailbox=d.canon.mailbox(record.email),
-                    )
+                consumed = ContactEvent(
+                    email=record.email,
+                    user_id=record.user_id,
+                    event_type=Event.RESET_CONSUMED,
+                    created_at=now,
+                    ip=str(parsed) if parsed is not None else None,
+                    metadata={"request_id": record.send_id},
+                    mailbox=mailbox,
                 )
+                await tx.insert_event(consumed)
+                await contact_facts.remember(tx, mailbox, consumed)
                 await d.audit(
                     tx,
                     caller.id,

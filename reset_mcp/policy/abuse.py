@@ -160,6 +160,11 @@ async def _window_and_older(
     return window, older
 
 
+def without_values(reason: str) -> str:
+    """A reason without the country or device it names (`... never seen for this account`)."""
+    return reason.split(": ", 1)[0]
+
+
 def seconds_until_an_hour_after(oldest: datetime, now: datetime) -> int:
     """`retry_after` for an hourly limit: when the oldest counted event leaves the hour."""
     return max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)

@@ -8,6 +8,7 @@
   throttle brakes: each client's budget shrinks and failed answers are delayed, but a
   client without failures is never refused.
 - `ClientThrottle`: failures per client address in a sliding window (admin sign-in).
+- `Quota`: at most N of anything per key in a sliding window (events an agent records).
 
 The state is per process, which is enough here: a guess needs a valid 256-bit jti and
 signature, and the caps bound the audit noise a misbehaving caller can make.
@@ -103,6 +104,25 @@ class RedeemThrottle:
         table[name] = stamps  # re-inserted: dict order is least recently failed first
         while len(table) > self.max_keys:
             del table[next(iter(table))]
+
+
+class Quota:
+    """At most `limit` uses per key in a sliding `window`; per process, bounded in keys."""
+
+    def __init__(self, limit: int, window: timedelta, *, max_keys: int = 10_000) -> None:
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._uses: dict[str, deque[datetime]] = {}
+
+    def take(self, key: str, now: datetime) -> int | None:
+        """Count one use and answer None, or answer the seconds until one fits (nothing counted)."""
+        stamps = self._uses.pop(key, None) or deque(maxlen=self.limit)
+        wait = _retry(stamps, self.limit, self.window, now)
+        if wait is None:
+            stamps.append(now)
+        self._uses[key] = stamps
+        while len(self._uses) > self.max_keys:
+            del self._uses[next(iter(self._uses))]
+        return wait
 
 
 def _digest(token: str) -> str:

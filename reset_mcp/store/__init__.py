@@ -131,6 +131,7 @@ class Tx(Protocol):
     ) -> list[ApprovalRecord]:
         """Newest first (then by id); `after`: the (created_at, id) of the last row of the page before."""
         ...
+
     async def count_pending_approvals(self, requested_by: str, limit: int) -> int:
         """Pending approvals `requested_by` holds, counted up to `limit`."""
         ...
@@ -172,8 +173,11 @@ class Tx(Protocol):
         """Newest first; `mailbox` OR `user_id`, then only `email` (one spelling) if given."""
         ...
 
-    async def count_recorded_events(self, mailbox: str, since: datetime, *, excluding: Sequence[str]) -> int:
-        """Events of `mailbox` since `since` whose type is none of `excluding` (what agents recorded)."""
+    async def recorded_events_since(
+        self, mailbox: str, since: datetime, *, excluding: Sequence[str]
+    ) -> tuple[int, datetime | None]:
+        """How many events of `mailbox` since `since` have a type none of `excluding` (what
+        agents recorded), and the oldest one's time."""
         ...
 
     # contact facts -------------------------------------------------------------------

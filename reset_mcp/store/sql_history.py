@@ -83,13 +83,18 @@ class HistorySql(SqlBase):
         )
         return [c.event_from(r) for r in rows]
 
-    async def count_recorded_events(self, mailbox: str, since: datetime, *, excluding: Sequence[str]) -> int:
+    async def recorded_events_since(
+        self, mailbox: str, since: datetime, *, excluding: Sequence[str]
+    ) -> tuple[int, datetime | None]:
         marks = ",".join("?" * len(excluding))
         row = await self._one(
-            f"SELECT COUNT(*) AS n FROM events WHERE mailbox = ? AND created_at >= ? AND event_type NOT IN ({marks})",
+            "SELECT COUNT(*) AS n, MIN(created_at) AS t FROM events "
+            f"WHERE mailbox = ? AND created_at >= ? AND event_type NOT IN ({marks})",
             [mailbox, c.ts(since), *excluding],
         )
-        return int(row["n"]) if row else 0
+        if not row:
+            return 0, None
+        return int(row["n"]), c.dt(row["t"]) if row["t"] is not None else None
 
     # contact facts -------------------------------------------------------------------
     async def get_contact_facts(self, mailbox: str) -> ContactFacts | None:

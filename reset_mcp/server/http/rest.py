@@ -1,6 +1,7 @@
 """REST routes beside MCP: the app's reset page (`redeem`), the overseer (`approve`),
-health and metrics. Handlers parse JSON and call the service; what they raise is answered
-by the HTTP app's exception handlers (`errors.refusal` for domain errors):
+support staff's contact reads (`contacts:read`), health and metrics. Handlers parse JSON
+and call the service; what they raise is answered by the HTTP app's exception handlers
+(`errors.refusal` for domain errors):
 
     400 bad JSON (or nested over 32 levels) / missing field / InvalidInputError    401 no or wrong key
     403 scope missing, or the requesting key deciding    404 NotFoundError
@@ -136,6 +137,13 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
         decision = await holder.get().service.approvals.reject(request.path_params["id"], caller, reason)
         return JSONResponse(decision.model_dump(mode="json"))
 
+    async def contact(request: Request, caller: Caller) -> Response:
+        email = request.query_params.get("email") or ""
+        if not email.strip() or len(email) > 320:
+            raise HTTPProblem(400, "'email' is required (at most 320 characters)")
+        summary = await holder.get().service.contacts.get_contact(email, caller)
+        return JSONResponse(summary.model_dump(mode="json"))
+
     async def healthz(request: Request) -> Response:
         app = holder.app
         try:
@@ -164,6 +172,7 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
         Route("/v1/tokens/verify", keyed(Scope.REDEEM, verify), methods=["POST"]),
         Route("/v1/tokens/consume", keyed(Scope.REDEEM, consume), methods=["POST"]),
         Route("/v1/approvals", keyed(Scope.APPROVE, list_approvals), methods=["GET"]),
+        Route("/v1/contacts", keyed(Scope.CONTACTS_READ, contact), methods=["GET"]),
         Route("/v1/approvals/{id}/approve", keyed(Scope.APPROVE, approve), methods=["POST"]),
         Route("/v1/approvals/{id}/reject", keyed(Scope.APPROVE, reject), methods=["POST"]),
     ]

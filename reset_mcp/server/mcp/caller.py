@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -17,8 +18,9 @@ def app_of(ctx: Context[Any]) -> App:
     return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
 
 
-def caller_of(ctx: Context[Any], needs: str) -> Caller:
-    """The caller, refused with a tool error naming the scope it lacks."""
+def caller_of(ctx: Context[Any], needs: str | Collection[str]) -> Caller:
+    """The caller, refused with a tool error naming the scope it lacks (`needs`: one
+    scope, or several any one of which will do)."""
     try:
         caps = ctx.client_capabilities
     except Exception:
@@ -27,10 +29,11 @@ def caller_of(ctx: Context[Any], needs: str) -> Caller:
     token = get_access_token()
     if token is None:
         # stdio and the in-process client: the local user holds every agent scope.
-        return Caller(STDIO_CALLER.id, STDIO_CALLER.scopes, can_elicit)
+        return Caller(STDIO_CALLER.id, STDIO_CALLER.scopes, can_elicit, local=True)
     scopes = frozenset(token.scopes)
-    if needs not in scopes:
-        raise ToolError(f"{credentials_of(token)} lacks the '{needs}' scope")
+    wanted = {needs} if isinstance(needs, str) else set(needs)
+    if not wanted & scopes:
+        raise ToolError(f"{credentials_of(token)} lacks the '{' or '.join(sorted(wanted))}' scope")
     return Caller(principal_of(token), scopes, can_elicit, peer=_peer(ctx))
 
 

@@ -22,10 +22,16 @@ from reset_mcp.vocab import Scope
 # Tools the app's reset page calls; every other MCP tool is the agent's (`send`).
 # No MCP tool needs `approve`: deciding held emails is for humans, over REST or the CLI.
 REDEEM_TOOLS = frozenset({"verify_reset_token", "consume_reset_token", "report_unrequested_reset"})
+# Contact reads: an agent's key sees its own part, a `contacts:read` key (support) all of it.
+CONTACT_TOOLS = frozenset({"get_contact", "check_reset_abuse"})
+CONTACT_READERS = frozenset({Scope.SEND, Scope.CONTACTS_READ})
 
 
-def scope_for(tool: str) -> Scope:
-    return Scope.REDEEM if tool in REDEEM_TOOLS else Scope.SEND
+def scopes_for(tool: str) -> frozenset[Scope]:
+    """The scopes any one of which lets a key call `tool`."""
+    if tool in REDEEM_TOOLS:
+        return frozenset({Scope.REDEEM})
+    return CONTACT_READERS if tool in CONTACT_TOOLS else frozenset({Scope.SEND})
 
 
 @dataclass
@@ -61,7 +67,7 @@ def _is_error(result: HandlerResult) -> bool:
 def _only_visible(result: HandlerResult, scopes: frozenset[str]) -> HandlerResult:
     # The runner hands middleware the wire dict; a model is handled too, should that change.
     if isinstance(result, Mapping) and isinstance(result.get("tools"), list):
-        return {**result, "tools": [t for t in result["tools"] if scope_for(str(t.get("name"))) in scopes]}
+        return {**result, "tools": [t for t in result["tools"] if scopes_for(str(t.get("name"))) & scopes]}
     if isinstance(result, ListToolsResult):
-        return result.model_copy(update={"tools": [t for t in result.tools if scope_for(t.name) in scopes]})
+        return result.model_copy(update={"tools": [t for t in result.tools if scopes_for(t.name) & scopes]})
     return result

@@ -10,6 +10,7 @@ from reset_mcp.models import AbuseResult, AlertResult, ContactSummary, EventReco
 from reset_mcp.server.mcp.arguments import AccountId
 from reset_mcp.server.mcp.caller import app_of, caller_of
 from reset_mcp.server.mcp.errors import Tools, tool_errors
+from reset_mcp.server.mcp.scopes import CONTACT_READERS
 from reset_mcp.vocab import Scope
 
 OptEmail = Annotated[str | None, Field(description="Account email.", max_length=320)]
@@ -29,12 +30,13 @@ def register(tool: Tools) -> None:
         ip: Annotated[str | None, Field(description="Also count this IP's requests.", max_length=64)] = None,
         window_minutes: Annotated[int, Field(description="Look-back window.", ge=1, le=10080)] = 60,
     ) -> AbuseResult:
-        """Risk of an account's recent reset requests: attempts, IPs, devices, countries, risk,
-        reasons and a recommended action (allow, captcha, block, alert). Give email or user_id."""
+        """Risk of an account's recent reset requests: attempts, risk, reasons and a recommended
+        action (allow, captcha, block, alert); the IPs, devices and countries too with the
+        contacts:read scope. Give email or user_id."""
         with tool_errors():
-            caller_of(ctx, Scope.SEND)
+            caller = caller_of(ctx, CONTACT_READERS)
             return await app_of(ctx).service.contacts.check_abuse(
-                email=email, user_id=user_id, ip=ip, window_minutes=window_minutes
+                email=email, user_id=user_id, ip=ip, window_minutes=window_minutes, caller=caller
             )
 
     @tool(
@@ -89,7 +91,7 @@ def register(tool: Tools) -> None:
     async def get_contact(
         email: Annotated[str, Field(description="Contact email.", max_length=320)], ctx: Context[Any]
     ) -> ContactSummary:
-        """A contact's summary (last reset request and IP, known IPs, devices, countries) and recent events."""
+        """A contact's security facts (last reset request and IP, known IPs, devices, countries, last
+        report) and recent events; without the contacts:read scope, only what your own requests showed."""
         with tool_errors():
-            caller_of(ctx, Scope.SEND)
-            return await app_of(ctx).service.contacts.get_contact(email)
+            return await app_of(ctx).service.contacts.get_contact(email, caller_of(ctx, CONTACT_READERS))
