@@ -34,6 +34,7 @@ from reset_mcp.emails.outgoing import MessageFactory
 from reset_mcp.emails.registry import BUILTIN, EmailKinds
 from reset_mcp.errors import ConfigError
 from reset_mcp.flows.jobs import JobRunner
+from reset_mcp.flows.oversight_digest import OverseerDigest
 from reset_mcp.flows.reset import ResetService
 from reset_mcp.flows.startup import on_open
 from reset_mcp.links import ApprovalLinks
@@ -243,6 +244,7 @@ def _wire(
         approval_window=timedelta(minutes=settings.effective_approval_window_minutes),
         overseer_email=settings.oversight_email,
         canon=canon,
+        max_pending=settings.max_pending_per_caller,
     )
     service = ResetService(deps)
     jobs = JobRunner(
@@ -252,6 +254,7 @@ def _wire(
         clock,
         poll_seconds=settings.worker_poll_seconds,
         retention_days=settings.retention_days,
+        digest=OverseerDigest(deps) if settings.oversight_email else None,
     )
     return App(
         settings, store, backend, kinds, composer, messages, policy, signer, dispatcher, service, jobs, metrics,

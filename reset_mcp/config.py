@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     oversight_timezone: str | None = Field(None, description="IANA timezone for times in the overseer's notices.")
     policy_file: Path | None = None
     approval_window_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    max_pending_per_caller: int = Field(
+        50,
+        ge=1,
+        le=100_000,
+        description="Emails one caller may have waiting for approval; past it a held one is blocked.",
+    )
 
     rate_limit_account_per_hour: int = Field(5, ge=1)
     rate_limit_ip_per_hour: int = Field(20, ge=1)

@@ -65,6 +65,7 @@ class Deps:
     approval_window: timedelta
     overseer_email: str | None = None
     canon: Canon = field(default_factory=Canon)  # the keys limits, locks and risk count on
+    max_pending: int = 50  # emails one caller may have waiting for approval (RESET_MCP_MAX_PENDING_PER_CALLER)
 
     async def audit(self, tx: Tx, actor: str, action: str, subject: str, now: datetime, **detail: Any) -> None:
         await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)

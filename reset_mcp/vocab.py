@@ -75,6 +75,8 @@ class Event(StrEnum):
     ALERT_QUEUED = "security_alert_queued"  # dedupes security alerts per account, reason and window
     ALERT_REQUESTED = "security_alert_requested"  # an agent asked: its own hourly cap
     PASSWORD_CHANGED_NOTICE = "password_changed_notice"  # noqa: S105 - an event name, not a password
+    NOTICE_DEFERRED = "oversight_notice_deferred"  # past the hourly notice cap: goes into the next digest
+    DIGEST_QUEUED = "oversight_digest_queued"  # a digest went out: the deferred notices up to this one
 
 
 # The events that count as a reset attempt for the abuse verdict.

@@ -76,6 +76,14 @@ def facts_of(kind: str, locale: str) -> list[str]:
     if kind == "password_changed":
         ctx = data.context
         return [f.datetime_text(data.changed_at), ctx.ip, ctx.device, ctx.location]
+    if kind == "oversight_digest":
+        held, sent = data.items
+        strings = CATALOGS[locale].strings
+        return [
+            held.recipient, held.requested_by, held.approval_id, f.datetime_text(held.expires_at),
+            sent.recipient, sent.requested_by, f.datetime_text(sent.at), strings["decision_held"],
+            strings["decision_sent"], str(len(data.items) + data.more),
+        ]  # fmt: skip
     return [
         data.recipient,
         data.summary,
@@ -226,6 +234,9 @@ def hostile_data(kind: str):
         return replace(data, to_name=big, reason=big, details=big, attempts=(ctx,))
     if kind == "password_changed":
         return replace(data, to_name=big, context=ctx)
+    if kind == "oversight_digest":
+        item = replace(data.items[0], recipient=big, requested_by=big, kind=big, decision=big, approval_id=big)
+        return replace(data, items=(item,))
     return replace(data, recipient=big, summary=big, requested_by=big, kind=big, decision=big)
 
 
@@ -240,11 +251,11 @@ def test_hostile_input_is_escaped_or_cut_everywhere(composer, kind, locale):
         assert "A" * 1000 not in part  # nothing comes through uncut
     assert "\n" not in email.subject and len(email.subject) < 78
     assert "&lt;script&gt;" in email.html
-    assert "O&#39;Brien" in email.html or kind == "oversight_notice"
+    assert "O&#39;Brien" in email.html or kind in ("oversight_notice", "oversight_digest")
     assert "Bcc: evil@example.com" in email.text  # the line break is gone, the text stays
     assert "\nBcc:" not in email.text
     big = HOSTILE + "A" * 5000
-    if kind != "oversight_notice":  # names: 80 characters, device and location 120
+    if kind not in ("oversight_notice", "oversight_digest"):  # names: 80 characters, device and location 120
         name = clean_header_text(big, 80)
         assert len(name) == 80 and name.endswith("…")
         assert defang_markup(name) in email.text  # the text part shows ‹script›, never a tag

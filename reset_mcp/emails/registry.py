@@ -1,4 +1,4 @@
-"""The email kinds an App knows: the built-in four, plus any an embedding application adds.
+"""The email kinds an App knows: the built-in five, plus any an embedding application adds.
 
 `app.py` builds one `EmailKinds` and hands it to whatever needs a kind's facts (the
 composer, the gate, the outbox, the approvals page), so no other module lists kinds.
@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from reset_mcp.emails import oversight_notice, password_changed, password_reset, security_alert
+from reset_mcp.emails import oversight_digest, oversight_notice, password_changed, password_reset, security_alert
 from reset_mcp.emails.kind import EmailKind
 from reset_mcp.errors import ConfigError, InvalidInputError
 
 AnyKind = EmailKind[Any, Any]
-BUILTIN: tuple[AnyKind, ...] = (password_reset.KIND, security_alert.KIND, password_changed.KIND, oversight_notice.KIND)
+BUILTIN: tuple[AnyKind, ...] = (
+    password_reset.KIND,
+    security_alert.KIND,
+    password_changed.KIND,
+    oversight_notice.KIND,
+    oversight_digest.KIND,
+)
 BUILTIN_NAMES: tuple[str, ...] = tuple(kind.name for kind in BUILTIN)
 
 

@@ -4,7 +4,7 @@ Two loops in one task group, so a long purge (minutes, at a million rows) never 
 a delivery:
 - every poll (or at once when the dispatcher is woken): end approvals past their
   window, then claim the outbox rows that are due (retries, rows a dead process left)
-  and deliver them;
+  and deliver them, then send the overseer's digest if one is due;
 - now and then, when retention is on: delete what ended long ago (`retention_loop`).
 `stop()` lets the current round of deliveries finish; cancelling would leave rows
 `sending`, to go out again after their lease although the provider may have taken them.
@@ -19,6 +19,7 @@ import anyio
 from reset_mcp.clock import Clock
 from reset_mcp.errors import ResetMCPError
 from reset_mcp.flows.approvals import ApprovalDesk
+from reset_mcp.flows.oversight_digest import OverseerDigest
 from reset_mcp.flows.retention import retention_loop
 from reset_mcp.logs import where
 from reset_mcp.outbox.dispatcher import Dispatcher
@@ -37,8 +38,10 @@ class JobRunner:
         *,
         poll_seconds: float = 1.0,
         retention_days: int = 0,
+        digest: OverseerDigest | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.digest = digest
         self.approvals = approvals
         self.store = store
         self.clock = clock
@@ -47,9 +50,13 @@ class JobRunner:
         self._stopping = False
 
     async def run_once(self) -> int:
-        """One round: expire overdue approvals, deliver what is due; how many rows were claimed."""
+        """One round: expire overdue approvals, deliver what is due, send a due digest; how
+        many rows were claimed."""
         await self.approvals.expire_due()
-        return await self.dispatcher.run_once()
+        claimed = await self.dispatcher.run_once()
+        if self.digest is not None:
+            await self.digest.flush()
+        return claimed
 
     async def run(self) -> None:
         """Both loops, until `stop()` (graceful) or cancelled."""

@@ -131,10 +131,6 @@ class Releaser:
         expires_at: datetime | None = None,
     ) -> OutboxRow:
         """A notice to the overseer about a send; it carries no token and no link to one."""
-        kind = oversight_notice.KIND.name
-        notice = SendRecord.new(kind, overseer, None, "oversight", {"about": about.id}, now)
-        notice.decision = Action.SEND
-        await tx.insert_send(notice)
         requested_by = about.requested_by
         if requested_by.startswith("key:") and (key := await tx.get_api_key(requested_by[4:])) is not None:
             requested_by = f"{key.name} ({requested_by})"  # the name the overseer gave the key, and which key
@@ -148,6 +144,35 @@ class Releaser:
             expires_at=expires_at,
             timezone=self.overseer_timezone,
         )
-        row = self._row(notice.id, kind, overseer, payload.dump(), now, expires_at)
+        return await self.to_overseer(
+            tx, oversight_notice.KIND.name, overseer, payload.dump(), now, about=about.id, not_after=expires_at
+        )
+
+    async def to_overseer(
+        self,
+        tx: Tx,
+        kind: str,
+        overseer: str,
+        payload: dict[str, Any],
+        now: datetime,
+        *,
+        about: str | None = None,
+        not_after: datetime | None = None,
+    ) -> OutboxRow:
+        """The overseer's own mail (a notice, a digest): a send the policy does not gate,
+        its outbox row, and the event the hourly notice cap counts."""
+        send = SendRecord.new(kind, overseer, None, "oversight", {"about": about} if about else {}, now)
+        send.decision = Action.SEND
+        await tx.insert_send(send)
+        row = self._row(send.id, kind, overseer, payload, now, not_after)
         await tx.insert_outbox(row)
+        await tx.insert_event(
+            ContactEvent(
+                email=overseer,
+                event_type=Event.EMAIL_QUEUED,
+                created_at=now,
+                metadata={"kind": kind, "request_id": send.id},
+                mailbox=self.canon.mailbox(overseer),
+            )
+        )
         return row

@@ -4,6 +4,12 @@
 the outbox, and so no email reaches a backend, without a recorded decision. It runs
 inside the caller's transaction: the send record, its decision's audit entry, and the
 outbox row (or the pending approval) commit together.
+
+Two bounds keep one agent from flooding the humans: a caller may hold at most
+`Deps.max_pending` emails waiting for approval (past that a held email is blocked, with
+the reason); and the overseer's notices obey the policy's hourly cap per address
+(`max_per_hour`, else NOTICES_PER_HOUR): past it a notice is recorded for the next
+digest instead of sent (`flows/oversight_digest.py`).
 """
 
 from __future__ import annotations
@@ -12,11 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reset_mcp.deps import Deps
-from reset_mcp.emails import oversight_notice
+from reset_mcp.emails import oversight_digest, oversight_notice
 from reset_mcp.ids import new_id
 from reset_mcp.store import Tx
-from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
+from reset_mcp.store.records import ApprovalRecord, ContactEvent, OutboxRow, SendRecord
 from reset_mcp.vocab import Action, ApprovalStatus, Event, SendStatus
+
+NOTICES_PER_HOUR = 10  # the overseer's notices an hour when the policy sets no max_per_hour
+# Requesters that are reset-mcp itself (the password-changed notice, the automatic alert):
+# the bound on pending approvals is for callers, whose floods these follow at most.
+INTERNAL_REQUESTERS = frozenset({"system", "abuse-detector"})
 
 
 @dataclass(slots=True)
@@ -73,6 +84,19 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
         await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)
         return Gated(send.status, reason, send_id=send.id)
 
+    if action == Action.HOLD and send.requested_by not in INTERNAL_REQUESTERS:
+        held = await tx.count_pending_approvals(send.requested_by, deps.max_pending)
+        if held >= deps.max_pending:
+            reason = (
+                f"held for approval, but this caller already has {held} emails waiting for a decision "
+                "(RESET_MCP_MAX_PENDING_PER_CALLER); ask the overseer to decide them first"
+            )
+            send.status, send.reason = SendStatus.BLOCKED, reason
+            await tx.insert_send(send)
+            detail.update(outcome="block", reason=reason, rule="max_pending_per_caller")
+            await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)
+            return Gated(send.status, reason, send_id=send.id)
+
     if action == Action.HOLD:
         send.status, send.reason = SendStatus.PENDING_APPROVAL, reason
         expires = now + deps.approval_window
@@ -92,20 +116,7 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
         )
         await tx.insert_approval(approval)
         await deps.audit(tx, send.requested_by, "decision", send.id, now, approval_id=approval.id, **detail)
-        rows = []
-        if deps.overseer_email:
-            rows.append(
-                await deps.releaser.notice(
-                    tx,
-                    overseer=deps.overseer_email,
-                    about=send,
-                    decision=oversight_notice.HELD,
-                    summary=approval.summary,
-                    now=now,
-                    approval_id=approval.id,
-                    expires_at=expires,
-                )
-            )
+        rows = await _notify(deps, tx, send, oversight_notice.HELD, approval.summary, now, approval.id, expires)
         return Gated(SendStatus.PENDING_APPROVAL, reason, approval.id, rows, send_id=send.id)
 
     send.status, send.reason = SendStatus.QUEUED, None
@@ -113,15 +124,54 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
     released = await deps.releaser.release(tx, send, now)
     await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)  # last: see lock_account
     rows = [released.row]
-    if action == Action.SEND_AND_NOTIFY and deps.overseer_email:
-        rows.append(
-            await deps.releaser.notice(
-                tx,
-                overseer=deps.overseer_email,
-                about=send,
-                decision=oversight_notice.SENT,
-                summary=summary_of(deps, send),
-                now=now,
-            )
-        )
+    if action == Action.SEND_AND_NOTIFY:
+        rows += await _notify(deps, tx, send, oversight_notice.SENT, summary_of(deps, send), now)
     return Gated(SendStatus.QUEUED, None, None, rows, released.expires_at, send.id)
+
+
+def notice_cap(deps: Deps) -> int:
+    return deps.policy.recipients.max_per_hour or NOTICES_PER_HOUR
+
+
+async def _notify(
+    deps: Deps,
+    tx: Tx,
+    send: SendRecord,
+    decision: str,
+    summary: str,
+    now: datetime,
+    approval_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> list[OutboxRow]:
+    """The overseer's notice about `send`, within the hourly cap; past it, recorded for the
+    digest (no row). Counted under a lock of its own, taken after the account's."""
+    overseer = deps.overseer_email
+    if not overseer:
+        return []
+    mailbox = deps.canon.mailbox(overseer)
+    await tx.lock(f"notices:{mailbox}")
+    if await tx.count_events(Event.EMAIL_QUEUED, now - timedelta(hours=1), mailbox=mailbox) < notice_cap(deps):
+        row = await deps.releaser.notice(
+            tx,
+            overseer=overseer,
+            about=send,
+            decision=decision,
+            summary=summary,
+            now=now,
+            approval_id=approval_id,
+            expires_at=expires_at,
+        )
+        return [row]
+    item = oversight_digest.DigestItem(
+        send.kind, send.recipient, decision, send.requested_by, now, approval_id, expires_at
+    )
+    await tx.insert_event(
+        ContactEvent(
+            email=overseer,
+            event_type=Event.NOTICE_DEFERRED,
+            created_at=now,
+            metadata={"request_id": send.id, "item": item.dump()},
+            mailbox=mailbox,
+        )
+    )
+    return []
