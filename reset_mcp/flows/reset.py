@@ -10,7 +10,6 @@ REST, CLI) calls these methods.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ from reset_mcp.flows.reports import INVALID, report_unrequested
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.policy import abuse
 from reset_mcp.policy.gate import gate
-from reset_mcp.policy.throttle import RedeemThrottle
+from reset_mcp.policy.throttle import RedeemThrottle, redeem_client
 from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
 from reset_mcp.token_rows import token_refusal
 from reset_mcp.tokens import TokenClaims, jti_hash
@@ -162,18 +161,6 @@ class ResetService:
         )
 
     # Verify and consume --------------------------------------------------------------
-    def _client(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, caller: Caller) -> str | None:
-        """Whom failed checks are counted for: the end user's network when the app passed
-        their IP, else the connection's, else no one in particular (one bucket per key)."""
-        if ip is not None:
-            return self.deps.canon.net(ip)
-        if caller.peer:
-            try:
-                return self.deps.canon.net(caller.peer)
-            except InvalidInputError:
-                return None
-        return None
-
     async def _check(
         self, token: str, caller: Caller, action: str, client: str | None
     ) -> tuple[TokenClaims | None, TokenRecord | None]:
@@ -211,7 +198,7 @@ class ResetService:
         self, token: str, caller: Caller = STDIO_CALLER, *, ip: str | None = None
     ) -> VerifyResult:
         """`ip`: the end user's address, when the app knows it (failures are counted per client)."""
-        client = self._client(parse_ip(ip) if ip else None, caller)
+        client = redeem_client(parse_ip(ip) if ip else None, caller.peer)
         claims, record = await self._check(token, caller, "verify", client)
         if claims is None or record is None:
             return VerifyResult(valid=False, reason=INVALID)
@@ -238,7 +225,7 @@ class ResetService:
                 device=parse_user_agent(user_agent or "").label(),
                 location=resolve_location(parsed, None, d.geo).label,
             )
-        claims, record = await self._check(token, caller, "consume", self._client(parsed, caller))
+        claims, record = await self._check(token, caller, "consume", redeem_client(parsed, caller.peer))
         if claims is None or record is None:
             return ConsumeResult(consumed=False, reason=INVALID)
         now = d.clock.now()

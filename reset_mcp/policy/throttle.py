@@ -17,6 +17,7 @@ signature, and the caps bound the audit noise a misbehaving caller can make.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections import deque
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from reset_mcp.errors import TooManyFailuresError
+from reset_mcp.canonical import ip_key
+from reset_mcp.errors import InvalidInputError, TooManyFailuresError
 
 
 def _retry(stamps: deque[datetime], limit: int, window: timedelta, now: datetime) -> int | None:
@@ -123,6 +125,20 @@ class Quota:
         while len(self._uses) > self.max_keys:
             del self._uses[next(iter(self._uses))]
         return wait
+
+
+def redeem_client(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, peer: str | None) -> str | None:
+    """Whom failed checks are counted for: the end user's network when the app passed
+    their IP, else the connection's (`Caller.peer`), else no one in particular (None:
+    one bucket per key)."""
+    if ip is not None:
+        return ip_key(ip)
+    if peer:
+        try:
+            return ip_key(peer)
+        except InvalidInputError:
+            return None
+    return None
 
 
 def _digest(token: str) -> str:

@@ -177,7 +177,7 @@ def serve_workers(settings: Settings, options: dict[str, Any]) -> int:
     are leased, so each email is delivered by one of them. Python runs one thread of
     bytecode at a time, so a process uses one core; N workers use N. What stays per
     worker: /metrics counts (each scrape answers for one worker), and the
-    failed-token-check throttle (a caller gets N times the failures before the cooldown).
+    failed-token-check throttle (a client gets N times the failures before it waits).
     """
     if not reuseport_supported():
         print("reset-mcp: --workers needs SO_REUSEPORT (Linux, macOS, the BSDs)", file=sys.stderr)
