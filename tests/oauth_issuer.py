@@ -117,7 +117,7 @@ class Issuer:
                         "token_endpoint": f"{self.url}/token",
                         "response_types_supported": ["code"],
                         "code_challenge_methods_supported": ["S256"],
-                        "scopes_supported": ["reset:send", "reset:redeem", "reset:approve"],
+                        "scopes_supported": ["reset:send", "reset:redeem", "reset:approve", "reset:contacts:read"],
                     }
                 )
 

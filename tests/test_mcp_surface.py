@@ -143,8 +143,9 @@ async def test_my_pending_sends_are_the_callers_own_over_http(tmp_path: Path) ->
                     mine = json.loads((await agent.read_resource("reset://my-pending-sends")).contents[0].text)
                     assert mine["count"] == count
                     assert {p["requested_by"] for p in mine["pending"]} == {f"key:{server.key_id(who)}"}
-                    everyone = (await agent.call_tool("list_pending_sends", {})).structured_content
-                    assert everyone["count"] == 3
+                    # The tool, too, lists a key's own held sends only (issue 22, item 17).
+                    listed = (await agent.call_tool("list_pending_sends", {})).structured_content
+                    assert listed["count"] == count
             async with mcp_client(server.url, server.key("page"), mode=mode) as page:
                 with pytest.raises(MCPError) as refused:
                     await page.read_resource("reset://my-pending-sends")
@@ -152,7 +153,8 @@ async def test_my_pending_sends_are_the_callers_own_over_http(tmp_path: Path) ->
 
 
 async def test_a_resource_cursor_continues_the_callers_own_listing(tmp_path: Path) -> None:
-    async with build_app(gated(tmp_path)) as app, client_for(app) as client:
+    # More than one caller may hold by default (RESET_MCP_MAX_PENDING_PER_CALLER): raised here.
+    async with build_app(gated(tmp_path, max_pending_per_caller=1000)) as app, client_for(app) as client:
         for i in range(MY_PENDING_LIMIT + 2):  # each from its own IP: the per-IP limit is not under test
             await client.call_tool("request_password_reset", reset_args(email=f"n{i}@example.com", ip=f"10.1.0.{i}"))
         mine = json.loads((await client.read_resource("reset://my-pending-sends")).contents[0].text)

@@ -133,6 +133,7 @@ async def test_garbage_never_raises(issuer: Issuer) -> None:
 
 def test_scopes_map_from_scope_or_scp() -> None:
     assert our_scopes({"scope": "reset:approve reset:send other"}) == ["send", "approve"]
+    assert our_scopes({"scp": ["reset:contacts:read"]}) == ["contacts:read"]
     assert our_scopes({"scp": ["reset:redeem", "x"]}) == ["redeem"]
     assert our_scopes({"scp": "reset:redeem"}) == ["redeem"]
     assert our_scopes({"scope": "send redeem approve"}) == []  # ours only under their reset: names

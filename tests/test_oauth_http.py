@@ -120,9 +120,9 @@ async def test_an_oauth_client_finds_the_real_issuer_and_our_scopes(
     assert tried[0] == (metadata_url, 200)
     assert str(prm.resource) == f"{oauth_server.url}/mcp"
     assert [str(a) for a in prm.authorization_servers] == [issuer.url]
-    assert prm.scopes_supported == ["reset:send", "reset:redeem", "reset:approve"]
+    assert prm.scopes_supported == ["reset:send", "reset:redeem", "reset:approve", "reset:contacts:read"]
     assert asm is not None and str(asm.issuer) == issuer.url
-    assert get_client_metadata_scopes(None, prm, asm) == "reset:send reset:redeem reset:approve"
+    assert get_client_metadata_scopes(None, prm, asm) == "reset:send reset:redeem reset:approve reset:contacts:read"
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

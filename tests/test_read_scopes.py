@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ import pytest
 
 from reset_mcp.cli.keys import run_keys
 from reset_mcp.cli.main import _parser as build_parser
+from reset_mcp.flows import paging
 from tests.conftest import reset_args
 from tests.httpserver import RunningServer, mcp_client, running_server
 from tests.test_http import make_settings
 
+NOW = datetime(2100, 1, 1, tzinfo=UTC)  # a position after every row: the page holds them all
 KEYS = {"agent1": ["send"], "agent2": ["send"], "support": ["contacts:read"], "admin": ["approve"]}
 
 
@@ -58,6 +61,14 @@ async def test_a_send_key_lists_only_its_own_pending_sends(srv: RunningServer, h
         assert listed["count"] == 1
     admin = httpx.get(f"{srv.url}/v1/approvals", headers=srv.auth("admin")).json()
     assert {a["request_id"] for a in admin["approvals"]} >= set(held.values())  # the overseer sees all
+
+
+async def test_a_made_up_cursor_does_not_widen_the_listing(srv: RunningServer, held: dict[str, str]) -> None:
+    # A cursor is base64 JSON a caller can write: one naming no filter, or another's, still
+    # lists only the caller's own held sends.
+    for forged in (paging.Position(NOW, "apr_zzz"), paging.Position(NOW, "apr_zzz", f"key:{srv.key_id('agent2')}")):
+        result = await _call(srv, "agent1", "list_pending_sends", {"cursor": paging.encode(forged)})
+        assert [p["request_id"] for p in result.structured_content["pending"]] == [held["agent1"]]
 
 
 async def test_a_send_key_cannot_read_another_callers_request(srv: RunningServer, held: dict[str, str]) -> None:

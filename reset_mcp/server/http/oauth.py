@@ -8,8 +8,9 @@ is taken as a JWT access token (RFC 9068) and accepted only when:
 - it carries `exp`, `iat`, `iss`, `aud` and `sub`; `iss` is the issuer; `exp` has not
   passed; `aud` names this server's MCP URL (RFC 8707 resource indicator), so a token
   minted for another service is refused here.
-Its `scope` (or `scp`) values `reset:send`, `reset:redeem`, `reset:approve` become our
-scopes `send`, `redeem`, `approve`; other values are ignored. A valid token without any
+Its `scope` (or `scp`) values `reset:send`, `reset:redeem`, `reset:approve`,
+`reset:contacts:read` become our scopes `send`, `redeem`, `approve`, `contacts:read`;
+other values are ignored. A valid token without any
 of them authenticates with no scope: tools answer the scope they need (403-like), not 401.
 
 Verification never raises: a bad token, or an issuer we cannot reach, is None (the SDK
@@ -40,8 +41,13 @@ ALGORITHMS: Mapping[str, str] = {
     "ES512": "EC",
     "EdDSA": "OKP",
 }
-SCOPE_MAP: Mapping[str, str] = {"reset:send": "send", "reset:redeem": "redeem", "reset:approve": "approve"}
-OUR_ORDER = ("send", "redeem", "approve")
+SCOPE_MAP: Mapping[str, str] = {
+    "reset:send": "send",
+    "reset:redeem": "redeem",
+    "reset:approve": "approve",
+    "reset:contacts:read": "contacts:read",
+}
+OUR_ORDER = ("send", "redeem", "approve", "contacts:read")
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 LEEWAY_SECONDS = 30  # clock skew between the issuer and us
 MAX_TOKEN_CHARS = 16 * 1024

@@ -72,7 +72,7 @@ def mcp_auth(settings: Settings, keys: TokenVerifier, mcp_path: str = "/mcp") ->
     )
     # Our own copy of the metadata route, mounted before the SDK app so it wins: the SDK's
     # takes `scopes_supported` from `required_scopes`, which it would also demand of every
-    # token (all three), and a client reads `scopes_supported` to know what to ask for.
+    # token (all of them), and a client reads `scopes_supported` to know what to ask for.
     routes = create_protected_resource_routes(
         resource_url=resource,  # type: ignore[arg-type]  # strings keep the issuer's exact spelling
         authorization_servers=[settings.oauth_issuer],  # type: ignore[list-item]
