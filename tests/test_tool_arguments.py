@@ -115,7 +115,8 @@ async def test_the_words_of_some_refusals(app: App, mode: str) -> None:
             "limit: expected a whole number from 1 to 500, not a string"
         )
         assert await refusal("preview_email", kind="welcome") == (
-            "kind: expected one of: password_reset, security_alert, password_changed, oversight_notice"
+            "kind: expected one of: password_reset, security_alert, password_changed, oversight_notice, "
+            "oversight_digest"
         )
         assert await refusal("get_contact", email="a@" + "x" * 400) == "email: at most 320 characters"
         nested = await refusal("record_contact_event", email="a@example.com", event_type="t", metadata={"k": [1]})
