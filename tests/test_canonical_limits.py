@@ -13,18 +13,21 @@ from typing import Any
 import anyio
 import pytest
 from pg import fresh_schema_url, pg_database_fixture
+from starlette.testclient import TestClient
 
 from reset_mcp.app import App, build_app
 from reset_mcp.clock import FakeClock
 from reset_mcp.errors import InvalidInputError
 from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail.memory import MemoryBackend
+from reset_mcp.server.http.app import build_http_app
 from reset_mcp.store import open_store
 from reset_mcp.store import postgres as pg_store
 from reset_mcp.store import sqlite as sqlite_store
 from reset_mcp.store.schema import MIGRATIONS
 from reset_mcp.vocab import Risk, SendStatus
 from tests.conftest import CHROME_UA
+from tests.test_admin import Overseer, make_settings
 
 pg_url = pg_database_fixture()
 NOW = datetime(2030, 5, 17, 12, 0, tzinfo=UTC)
@@ -209,3 +212,18 @@ async def _index_names(tx: Any, backend: str) -> set[str]:
     else:
         rows = await tx._all("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'events'")
     return {r["name"] for r in rows}
+
+
+def test_admin_sign_in_failures_count_per_ipv6_network(tmp_path: Path) -> None:
+    # The overseer's sign-in throttle keys on the host network too: stepping through the
+    # addresses of one /64 does not buy more guesses.
+    settings = make_settings(tmp_path)
+    with TestClient(build_http_app(settings), base_url=f"http://127.0.0.1:{settings.http_port}") as client:
+
+        def sign_in_from(address: str) -> int:
+            client._transport.client = (address, 5000)  # type: ignore[attr-defined]  # the peer the app sees
+            return Overseer("", client).sign_in("rmcp_abcdefgh_guess").status_code
+
+        assert [sign_in_from(f"2001:db8:5:5::{n + 1:x}") for n in range(10)] == [401] * 10
+        assert sign_in_from("2001:db8:5:5:ffff::2") == 429
+        assert sign_in_from("2001:db8:5:6::1") == 401  # the next /64 is someone else

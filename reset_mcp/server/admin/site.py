@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from reset_mcp.canonical import net_of_stored
 from reset_mcp.deps import Caller
 from reset_mcp.errors import ResetMCPError, StoreError, refusal
 from reset_mcp.links import ACTIONS
@@ -76,7 +77,8 @@ class AdminSite(Pages):
 
     async def signin(self, request: Request) -> Response:
         form = await self.post_form(request, s.form_nonce(request))
-        client = request.client.host if request.client else "unknown"
+        # Per host network (an IPv6 /64), so a guesser cannot step through its addresses.
+        client = net_of_stored(request.client.host if request.client else None) or "unknown"
         wait = self.throttle.retry_after(client)
         if wait is not None:
             response = self.signin_page(request, 429, f"Too many failed sign-ins; try again in {wait} seconds.")
