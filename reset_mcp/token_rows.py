@@ -14,7 +14,7 @@ The MAC covers identity, not state: a writer can still roll `consumed_at` back, 
 link can then only go to, and only open, the account and address it was made for, and
 only until its original expiry.
 
-Rows written before schema version 4 have no MAC. `seal_unsealed` MACs the live ones
+Rows written before schema version 5 have no MAC. `seal_unsealed` MACs the live ones
 once, when the upgraded server first starts; from then on a row without a MAC is refused
 everywhere: a writer who clears a MAC gains nothing.
 """
@@ -77,7 +77,7 @@ def outbox_refusal(signer: TokenSigner, row: OutboxRow, token: TokenRecord | Non
 
 
 async def seal_unsealed(tx: Tx, signer: TokenSigner, now: datetime, *, batch: int = SEAL_BATCH) -> int:
-    """MAC every live row that has none (written before schema version 4); answers how many.
+    """MAC every live row that has none (written before schema version 5); answers how many.
 
     Run once when the upgraded server first starts: the links mailed in the hour before
     keep working. Only rows that are live, expire within MAX_TTL and name a key of the

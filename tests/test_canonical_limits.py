@@ -1,6 +1,6 @@
 """Limits, locks and risk count one inbox and one host once (issue 22, items 1-2), while
-every email still goes to the address given; the store keys of schema 5 on SQLite and
-PostgreSQL, and the upgrade from version 4."""
+every email still goes to the address given; the store keys of schema 6 on SQLite and
+PostgreSQL, and the upgrade from version 5."""
 
 from __future__ import annotations
 
@@ -171,16 +171,16 @@ async def test_spellings_share_the_account_lock_across_instances(two_apps: tuple
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_a_version_4_database_upgrades_its_events(
+async def test_a_version_5_database_upgrades_its_events(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     if backend == "sqlite":
-        module, url = sqlite_store, f"sqlite:///{tmp_path / 'v4.db'}"
+        module, url = sqlite_store, f"sqlite:///{tmp_path / 'v5.db'}"
     else:
         module, url = pg_store, fresh_schema_url(request.getfixturevalue("pg_url"))
-    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:4])
+    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:5])
     old = await open_store(url)
-    async with old.transaction() as tx:  # as version 4 wrote them
+    async with old.transaction() as tx:  # as version 5 wrote them
         for email, ip in [("alice@example.com", "203.0.113.9"), ("a.b+x@gmail.com", "2001:db8::1"), ("c@x.test", None)]:
             await tx._exec(  # type: ignore[attr-defined]
                 "INSERT INTO events (email, user_id, event_type, ip, device, country, metadata, created_at) "

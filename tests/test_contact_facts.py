@@ -95,8 +95,8 @@ async def test_refused_requests_move_the_last_request_but_not_the_known_sets(app
 async def test_a_contact_from_before_the_upgrade_still_has_its_facts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'v6.db'}"
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS[:6])
+    url = f"sqlite:///{tmp_path / 'v7.db'}"
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS[:7])
     old = await open_store(url)
     async with old.transaction() as tx:
         await tx.insert_event(

@@ -151,7 +151,7 @@ async def test_rows_from_before_the_upgrade_are_sealed_at_start(
 ) -> None:
     async with build_app(settings, clock=clock, backend=backend) as app:
         request_id, token = await _reset(app, backend)
-    _sql(settings, "UPDATE tokens SET mac = NULL WHERE send_id = ?", request_id)  # as version 3 wrote it
+    _sql(settings, "UPDATE tokens SET mac = NULL WHERE send_id = ?", request_id)  # as version 4 wrote it
     async with build_app(settings, clock=clock, backend=backend) as app:
         assert (await app.service.verify_reset_token(token)).valid  # the link mailed before still works
         _sql(settings, "UPDATE tokens SET mac = NULL WHERE send_id = ?", request_id)  # cleared after the start
@@ -233,8 +233,8 @@ def test_audit_verify_finds_a_cut_off_tail_and_a_rehashed_chain(
 async def test_a_version_1_chain_is_keyed_from_the_first_start_after_the_upgrade(
     settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The database as version 4 left it: an unkeyed chain.
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS[:4])
+    # The database as version 5 left it: an unkeyed chain.
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", MIGRATIONS[:5])
     store = await open_store(settings.effective_database_url)
     async with store.transaction() as tx:
         for n in range(3):

@@ -31,7 +31,7 @@ pg_url = pg_database_fixture()
 
 
 def record(signer: TokenSigner, i: int | str = 1, **over: Any) -> TokenRecord:
-    """A row MACed by `signer`, unless `mac` is given (None: a row from before version 4)."""
+    """A row MACed by `signer`, unless `mac` is given (None: a row from before version 5)."""
     row = TokenRecord(f"hash_{i}", f"req_{i}", "u-1", "alice@example.com", signer.kid, NOW, NOW + 15 * MIN)
     row = replace(row, **over)
     return row if "mac" in over else replace(row, mac=signer.row_mac(row))
@@ -217,17 +217,17 @@ async def test_seal_unsealed_macs_only_live_rows_of_the_ring_once(store: Store) 
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_a_version_3_database_upgrades_and_its_live_links_are_sealed(
+async def test_a_version_4_database_upgrades_and_its_live_links_are_sealed(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     if backend == "sqlite":
-        module, url = sqlite_store, f"sqlite:///{tmp_path / 'v3.db'}"
+        module, url = sqlite_store, f"sqlite:///{tmp_path / 'v4.db'}"
     else:
         module, url = pg_store, fresh_schema_url(request.getfixturevalue("pg_url"))
     signer = TokenSigner(NEW)
-    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:3])  # what version 3 shipped
+    monkeypatch.setattr(module, "MIGRATIONS", MIGRATIONS[:4])  # what version 4 shipped
     old = await open_store(url)
-    async with old.transaction() as tx:  # the version 3 code wrote ten columns
+    async with old.transaction() as tx:  # the version 4 code wrote ten columns
         await tx._exec(  # type: ignore[attr-defined]
             "INSERT INTO tokens (jti_hash, send_id, user_id, email, kid, issued_at, expires_at) VALUES (?,?,?,?,?,?,?)",
             ("hash_1", "req_1", "u-1", "alice@example.com", signer.kid, NOW.timestamp(), (NOW + 15 * MIN).timestamp()),

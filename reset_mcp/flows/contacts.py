@@ -87,7 +87,7 @@ class Contacts:
             folded: list[ContactEvent] = []
             if not full:  # what its own requests and records showed it, nothing anyone else's did
                 events = folded = [e for e in events if _own(e, caller)]
-            elif kept is None:  # last seen before the facts were kept (schema 7): reset-mcp's own events
+            elif kept is None:  # last seen before the facts were kept (schema 8): reset-mcp's own events
                 folded = await tx.list_events(mailbox=mailbox, event_types=FACT_TYPES, limit=HISTORY_READ)
         facts = kept.facts if kept is not None else {}
         for event in reversed(folded):

@@ -1,7 +1,7 @@
 """What a process does once, when it opens the store: trust the rows written before an
 upgrade that it can vouch for, and key the audit chain's head.
 
-- `token_rows.seal_unsealed`: token rows from before schema version 4 carry no MAC; the
+- `token_rows.seal_unsealed`: token rows from before schema version 5 carry no MAC; the
   live ones (at most an hour of links) get one, so those links keep working.
 - `audit_head.rekey_head`: when the newest audit entry is unkeyed (the upgrade) or keyed
   under another secret (a rotation), one entry keyed under the current secret pins the

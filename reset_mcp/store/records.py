@@ -67,7 +67,7 @@ class TokenRecord:
     revoked_at: datetime | None = None
     revoke_reason: str | None = None
     # `TokenSigner.row_mac` of the row's identity; None on rows written before schema
-    # version 4 (see `reset_mcp.token_rows.seal_unsealed`).
+    # version 5 (see `reset_mcp.token_rows.seal_unsealed`).
     mac: str | None = None
 
 

@@ -169,7 +169,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         ],
     ),
     (
-        5,
+        6,
         "events.mailbox and events.net: limits and risk count per canonical mailbox and host network",
         [
             # The two indexes replace `events_email` and `events_ip` (every count and list
@@ -187,7 +187,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         ],
     ),
     (
-        6,
+        7,
         "approvals by requester: a caller's own pending sends, and a bound on them",
         [
             # Written once a held email (not on a reset that is sent at once).
@@ -195,7 +195,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         ],
     ),
     (
-        7,
+        8,
         "contact_facts: each mailbox's security facts, kept apart from the events agents can record",
         [
             # One B-tree on SQLite (WITHOUT ROWID: the key is the row), so one page write
