@@ -88,9 +88,10 @@ class AdminDesk:
 
     async def _activity(self, tx: Tx, email: str, now: datetime) -> AccountActivity:
         rules = self.deps.rules
-        report = await abuse.account_report(tx, rules, now, email=email, user_id=None)
+        mailbox = self.deps.canon.mailbox(email)  # the inbox, however its requests spelled it
+        report = await abuse.account_report(tx, rules, now, mailbox=mailbox, user_id=None)
         since = now - timedelta(minutes=rules.window_minutes)
-        recent = await tx.list_events(email=email, since=since, event_types=ATTEMPTS, limit=RECENT_ATTEMPTS)
+        recent = await tx.list_events(mailbox=mailbox, since=since, event_types=ATTEMPTS, limit=RECENT_ATTEMPTS)
         return AccountActivity(report.risk, tuple(report.reasons), report.attempts, rules.window_minutes, tuple(recent))
 
     async def send(self, send_id: str) -> SendRecord | None:
