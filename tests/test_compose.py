@@ -105,8 +105,8 @@ def test_every_kind_renders_in_every_locale_with_its_facts_in_both_parts(compose
         assert fact in email.text, fact
         assert str(escape(fact)) in email.html, fact
     assert "Acme Cloud" in email.subject
-    # The product's support is the account owner's help; the overseer's notice points to none.
-    supported = kind != "oversight_notice"
+    # The product's support is the account owner's help; the overseer's notice and digest point to none.
+    supported = kind not in ("oversight_notice", "oversight_digest")
     assert ("help@acme.example" in email.text and "mailto:help@acme.example" in email.html) is supported
     assert "1 Main Street" in email.text and "1 Main Street" in email.html
     assert email.text.endswith("\n") and "\n\n\n" not in email.text

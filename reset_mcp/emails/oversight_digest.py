@@ -70,9 +70,16 @@ class Payload:
     more: int = 0  # held back but not listed (past MAX_ITEMS)
     cap: int = 0  # the hourly notice cap that held them back
     locale: str | None = field(default=None)
+    timezone: str | None = None  # the overseer's (RESET_MCP_OVERSIGHT_TIMEZONE), for the times listed
 
     def dump(self) -> dict[str, Any]:
-        return {"items": [i.dump() for i in self.items], "more": self.more, "cap": self.cap, "locale": self.locale}
+        return {
+            "items": [i.dump() for i in self.items],
+            "more": self.more,
+            "cap": self.cap,
+            "locale": self.locale,
+            "timezone": self.timezone,
+        }
 
 
 class OversightDigest(EmailKind[Payload, Payload]):
@@ -118,7 +125,8 @@ class OversightDigest(EmailKind[Payload, Payload]):
 
     def load(self, payload: Mapping[str, Any]) -> Payload:
         items = tuple(DigestItem.load(raw) for raw in payload.get("items") or ())
-        return Payload(items, int(payload.get("more") or 0), int(payload.get("cap") or 0), payload.get("locale"))
+        more, cap = int(payload.get("more") or 0), int(payload.get("cap") or 0)
+        return Payload(items, more, cap, payload.get("locale"), payload.get("timezone"))
 
     def data(self, env: RenderEnv, payload: Payload, token: str | None, now: datetime) -> Payload:
         return payload

@@ -55,7 +55,9 @@ class OverseerDigest:
             if not waiting:
                 return None
             items = tuple(DigestItem.load(e.metadata["item"]) for e in reversed(waiting[:MAX_ITEMS]))
-            payload = oversight_digest.Payload(items, more=len(waiting) - len(items), cap=notice_cap(d))
+            payload = oversight_digest.Payload(
+                items, more=len(waiting) - len(items), cap=notice_cap(d), timezone=d.releaser.overseer_timezone
+            )
             row = await d.releaser.to_overseer(tx, oversight_digest.KIND.name, overseer, payload.dump(), now)
             await tx.insert_event(
                 ContactEvent(
