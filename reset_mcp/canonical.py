@@ -10,6 +10,7 @@ Both are pure. `canonical_mailbox` is idempotent (a key fed back in comes out un
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ def dotless_domain_set(domains: Iterable[str] | str) -> frozenset[str]:
     return frozenset(canonical_domain(d) for d in items if d.strip().rstrip("."))
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked five times in one reset (flow, gate, outbox, outcome)
 def canonical_mailbox(
     normalized_email: str,
     *,
