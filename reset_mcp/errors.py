@@ -9,9 +9,12 @@
     ├── RateLimitedError           too many in a window: wait `retry_after` seconds
     │   └── TooManyFailuresError   too many failed token checks
     ├── StoreError                 the database failed (driver errors wrapped `from exc`)
-    │   └── StoreUnavailableError  no connection could be had in time (pool exhausted)
+    │   ├── StoreUnavailableError  no connection could be had in time (pool exhausted)
+    │   │   └── StoreBusyError     another process held the database's write lock past the deadline
+    │   └── StoreFullError         the disk under the database is full
     └── DeliveryError              an email backend failed
         ├── TransientDeliveryError worth retrying (timeouts, 4xx SMTP, HTTP 429/5xx)
+        │   └── MaybeDeliveredError the link was lost after the message went out: it may have arrived
         └── PermanentDeliveryError never worth retrying (5xx SMTP, HTTP 400/401/403/422)
 
 `refusal(exc)` is the one mapping from this tree to what a caller is told: the HTTP
@@ -75,8 +78,19 @@ class StoreUnavailableError(StoreError):
     """No database connection could be had within the configured wait."""
 
 
+class StoreBusyError(StoreUnavailableError):
+    """Another process held the database's write lock until this call's deadline (SQLite)."""
+
+
+class StoreFullError(StoreError):
+    """The disk under the database is full: nothing could be written until space is freed."""
+
+
 class DeliveryError(ResetMCPError):
     """An email backend failed to hand a message over."""
+
+    # True when the message may have reached the provider although it did not say so.
+    maybe_delivered = False
 
     def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -87,6 +101,14 @@ class DeliveryError(ResetMCPError):
 
 class TransientDeliveryError(DeliveryError):
     """Retrying later may succeed: connection refused, timeout, SMTP 4xx, HTTP 429/5xx."""
+
+
+class MaybeDeliveredError(TransientDeliveryError):
+    """The link was lost (or timed out) after the message went out, before the provider's
+    answer: it may have arrived. Retry only after the backoff, with the same Message-ID,
+    never at once on a fresh connection."""
+
+    maybe_delivered = True
 
 
 class PermanentDeliveryError(DeliveryError):

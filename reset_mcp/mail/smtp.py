@@ -10,7 +10,10 @@ Errors are classified for the dispatcher: a reply code 4xx, a refused connection
 timeout or a dropped link is transient; a 5xx reply is permanent and carries the
 server's text, redacted as the HTTP providers' is (`mail/redact.py`): a server that
 quotes the message it refused must not put its link into the outbox, the audit log or a
-tool result.
+tool result. A link lost or timed out after the message went out, before the server's
+reply, is `MaybeDeliveredError` (transient): the server may have the message, so it is
+never resent at once on a fresh connection, on either path; the dispatcher retries it
+after the backoff with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from typing import Protocol
 
 import aiosmtplib
 import anyio
+from aiosmtplib.typing import Default
 
-from reset_mcp.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from reset_mcp.errors import DeliveryError, MaybeDeliveredError, PermanentDeliveryError, TransientDeliveryError
 from reset_mcp.mail.base import DeliveryReceipt, MailOptions, OutgoingEmail
 from reset_mcp.mail.mime import to_bytes
 from reset_mcp.mail.redact import redact_reason
 from reset_mcp.mail.smtp_pipeline import PipelinedChannel
 
 
-def _classify(exc: Exception) -> TransientDeliveryError | PermanentDeliveryError:
+def _classify(exc: Exception, data_written: bool = False) -> TransientDeliveryError | PermanentDeliveryError:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         first = exc.recipients[0]
         return _by_code(first.code, f"recipient refused: {first.code} {first.message}")
@@ -36,6 +40,11 @@ def _classify(exc: Exception) -> TransientDeliveryError | PermanentDeliveryError
         exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError
     ):
         return _by_code(exc.code, f"SMTP {exc.code} {exc.message}")
+    if data_written:  # no reply to the message: lost or timed out after it went out
+        return MaybeDeliveredError(
+            f"SMTP connection lost after the message was sent, before the server's reply; it may have "
+            f"arrived, so it is retried later with the same Message-ID: {type(exc).__name__}: {exc}"
+        )
     return TransientDeliveryError(f"SMTP connection problem: {type(exc).__name__}: {exc}")
 
 
@@ -99,7 +108,7 @@ class SmtpBackend:
         return await self._connect()
 
     async def _connect(self) -> _Connection:
-        smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
+        smtp = _SMTP(**self._options)  # type: ignore[arg-type]
         await smtp.connect()
         if self._pipelining and smtp.is_ehlo_or_helo_needed:
             # connect() greets only when STARTTLS or AUTH needed it; the extensions decide.
@@ -144,11 +153,12 @@ class SmtpBackend:
                     conn = await self._connect()
                     await conn.send(email.from_address, email.to, data, crlf_only=True)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                data_written = conn is not None and conn.data_written
                 if isinstance(conn, PipelinedChannel) and conn.usable:
                     self._idle.append(conn)  # a refusal the channel reset cleanly: keep the link
                 elif conn is not None:
                     conn.close()
-                raise self._safe(_classify(exc), email) from exc
+                raise self._safe(_classify(exc, data_written), email) from exc
             except ValueError as exc:  # an envelope address SMTP cannot carry
                 if conn is not None:
                     conn.close()
@@ -176,7 +186,10 @@ def _secret_forms(username: str | None, password: str | None) -> tuple[str, ...]
 
 
 class _Connection(Protocol):
-    data_written: bool
+    @property
+    def data_written(self) -> bool:
+        """The current message went out (or its DATA began): a resend could duplicate it."""
+        ...
 
     @property
     def usable(self) -> bool: ...
@@ -188,19 +201,41 @@ class _Connection(Protocol):
     def close(self) -> None: ...
 
 
+class _SMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client, noting when a message's DATA began: from then on the server
+    may have the message, so a lost link must not be followed by a resend at once."""
+
+    data_started = False
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: float | Default | None = Default.token,  # noqa: ASYNC109 - aiosmtplib's own signature
+    ) -> aiosmtplib.SMTPResponse:
+        self.data_started = True
+        return await super().data(message, timeout=timeout)
+
+
 class _Plain:
     """A server without PIPELINING: aiosmtplib's own `sendmail`, one command at a time."""
 
-    data_written = False  # not known on this path; treated as before (a dropped idle link is retried)
-
-    def __init__(self, smtp: aiosmtplib.SMTP) -> None:
+    def __init__(self, smtp: _SMTP) -> None:
         self._smtp = smtp
+
+    @property
+    def data_written(self) -> bool:
+        # From the DATA command on (the 354 is not seen from here): a link lost after
+        # DATA but before 354 is also treated as "may have arrived", which only delays it.
+        return self._smtp.data_started
 
     @property
     def usable(self) -> bool:
         return self._smtp.is_connected
 
     async def send(self, sender: str, recipient: str, message: bytes, *, crlf_only: bool = False) -> object:
+        self._smtp.data_started = False
         return await self._smtp.sendmail(sender, [recipient], message)  # aiosmtplib checks line ends itself
 
     async def quit(self) -> None:
