@@ -29,6 +29,7 @@ from reset_mcp.audit import AuditKey
 from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import StoreError, StoreUnavailableError
 from reset_mcp.store import sql_common as c
+from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
 from reset_mcp.store.urls import hide_url_secrets, url_for_display
@@ -152,11 +153,14 @@ class PostgresStore:
         return cls(pool, display, pool_size, pool_timeout, audit_key=audit_key, anchor=anchor)
 
     async def _acquire(self) -> asyncpg.Connection:
+        timeout = wait_budget(self.pool_timeout)  # the call's deadline may come first
+        if timeout <= 0:
+            raise StoreUnavailableError("no database connection before this call's deadline")
         try:
-            return await self._pool.acquire(timeout=self.pool_timeout)
+            return await self._pool.acquire(timeout=timeout)
         except TimeoutError as exc:
             raise StoreUnavailableError(
-                f"no database connection within {self.pool_timeout:g}s (pool of {self.pool_size} exhausted)"
+                f"no database connection within {timeout:g}s (pool of {self.pool_size} exhausted)"
             ) from exc
         except DRIVER_ERRORS as exc:
             raise _wrap(exc, f"cannot connect to {self.url_for_display}") from exc

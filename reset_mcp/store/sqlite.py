@@ -12,7 +12,10 @@ every execute, fetch and close; bench/README.md's floor row compares them), and 
 runs about twenty statements. What could block the loop for long
 is waiting for another process's write lock, so that wait happens here, in
 `BEGIN IMMEDIATE` retried with `anyio.sleep`, never inside SQLite's busy handler
-(whose timeout is kept short). Commits in WAL mode with `synchronous=NORMAL` do not
+(whose timeout is kept short), and with the in-process lock released, so reads (the API
+key check) never queue behind it; it ends at the call's deadline with `StoreBusyError`.
+The leases and due times of outbox rows are the host's clock (the callers' `now`): every
+process using one SQLite file runs on one host. Commits in WAL mode with `synchronous=NORMAL` do not
 fsync; checkpoints do (copying the WAL back into the database file, then an fsync).
 SQLite's default runs one inside the commit that crosses 1,000 WAL pages;
 `WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies
@@ -37,13 +40,14 @@ import anyio.lowlevel
 
 from reset_mcp.audit import AuditKey
 from reset_mcp.audit_anchor import AuditAnchor
-from reset_mcp.errors import StoreError
+from reset_mcp.errors import StoreBusyError, StoreError
 from reset_mcp.private import DIR_MODE, create_private_file, tighten
 from reset_mcp.store import sql_common as c
+from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
 
-LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock
+LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock (or the call's deadline)
 BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
 WAL_AUTOCHECKPOINT = 10_000  # pages (4 kB): checkpoint about every 40 MB of WAL, not every 4 MB
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoint restarts it
@@ -65,6 +69,10 @@ def _private_database(path: Path) -> None:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
+
+
+def _wrap(exc: sqlite3.Error, what: str) -> StoreError:
+    return StoreError(f"{what}: {exc}")
 
 
 class _SqliteTx(SqlTx):
@@ -116,6 +124,7 @@ class SqliteStore:
         self._conn = conn
         self._lock = anyio.Lock()
         self._group: _Group | None = None  # the transaction group open now, if any
+        self._polling = 0  # tasks waiting for another process's write lock
         self.url_for_display = display
         self.audit_key = audit_key
         self.anchor = anchor
@@ -148,33 +157,70 @@ class SqliteStore:
             raise StoreError(f"cannot open SQLite database at {path}: {exc}") from exc
         return cls(conn, f"sqlite:///{path}", audit_key=audit_key, anchor=anchor)
 
-    async def _begin(self) -> None:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise StoreError(f"database is unavailable: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"database is unavailable: {exc}") from exc
-        # Another process holds the write lock: wait for it without blocking the loop.
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    async def _open(self) -> bool:
+        """Take the in-process lock with a transaction group open: join the open group
+        (False) or begin one, as its leader (True).
+
+        Another process holding SQLite's write lock is waited for with the in-process lock
+        released, so this process's reads (API key checks) and its other work go on
+        meanwhile; each waiter polls `BEGIN IMMEDIATE` with a growing pause, never inside
+        SQLite's blocking busy handler, and gives up at its deadline (`LOCK_WAIT_SECONDS`,
+        or the call's `deadline`) with `StoreBusyError`.
+        """
+        limit = wait_budget(LOCK_WAIT_SECONDS)
+        deadline = time.monotonic() + limit
         delay = 0.001
-        self._conn.execute("PRAGMA busy_timeout=0")
+        # While another task of this process is already polling, the lock is known to be
+        # held elsewhere: skip the first try's short blocking wait.
+        first = self._polling == 0
+        self._polling += 1
         try:
-            while True:
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                try:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc) or time.monotonic() >= deadline:
-                        raise StoreError(f"database is unavailable: {exc}") from exc
-                except sqlite3.Error as exc:
-                    raise StoreError(f"database is unavailable: {exc}") from exc
+            return await self._poll_open(limit, deadline, delay, first)
         finally:
-            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._polling -= 1
+
+    async def _poll_open(self, limit: float, deadline: float, delay: float, first: bool) -> bool:
+        while True:
+            await self._lock.acquire()
+            if self._group is not None:
+                return False
+            try:
+                began = self._try_begin(first)
+            except BaseException:
+                self._lock.release()
+                raise
+            if began:
+                self._group = _Group()
+                return True
+            self._lock.release()
+            first = False
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(
+                    f"the database is busy: another process held its write lock for {limit:g}s; try again shortly"
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _try_begin(self, first: bool) -> bool:
+        """`BEGIN IMMEDIATE`: True once begun, False while another process holds the lock.
+        A first try may wait `BUSY_TIMEOUT_MS` in SQLite (a lock released that soon is the
+        common case); a retry does not wait at all, so the loop is never blocked long."""
+        try:
+            if first:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return True
+            self._conn.execute("PRAGMA busy_timeout=0")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            return True
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return False
+            raise _wrap(exc, "database is unavailable") from exc
+        except sqlite3.Error as exc:
+            raise _wrap(exc, "database is unavailable") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTx]:
@@ -193,12 +239,10 @@ class SqliteStore:
         more than a plain BEGIN/COMMIT. Bodies run one at a time
         (the lock), in the order they commit.
         """
-        async with self._lock:
-            group = self._group
-            leader = group is None
-            if group is None:
-                await self._begin()
-                group = self._group = _Group()
+        leader = await self._open()  # holds self._lock from here
+        group = self._group
+        assert group is not None
+        try:
             failure: BaseException | None = None
             changes = self._conn.total_changes
             self._conn.execute("SAVEPOINT body")
@@ -214,6 +258,8 @@ class SqliteStore:
                 # A read (an API key check, a status query): nothing to share a commit
                 # for, so it ends at once, and no one has joined yet.
                 self._commit(group)
+        finally:
+            self._lock.release()
         if not group.done.is_set():
             # Shielded: the other members wait on this commit, and a member's work is in
             # it whatever happens to the member's own task meanwhile.
