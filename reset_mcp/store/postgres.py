@@ -27,7 +27,7 @@ import asyncpg
 
 from reset_mcp.audit import AuditKey
 from reset_mcp.audit_anchor import AuditAnchor
-from reset_mcp.errors import StoreError, StoreUnavailableError
+from reset_mcp.errors import StoreError, StoreFullError, StoreUnavailableError
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
@@ -75,6 +75,8 @@ def _wrap(exc: BaseException, what: str = "database error") -> StoreError:
     # Only the server's primary message: DETAIL lines may quote row values (the driver
     # error, with everything, stays the `__cause__` for the logs).
     text = getattr(exc, "message", None) if isinstance(exc, asyncpg.PostgresError) else None
+    if isinstance(exc, asyncpg.exceptions.DiskFullError):
+        return StoreFullError(f"the disk under the database is full: {text or exc}")
     return StoreError(f"{what}: {type(exc).__name__}: {text or exc}")
 
 

@@ -46,6 +46,7 @@ from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
+from reset_mcp.store.sqlite_space import SpaceWatch
 
 LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock (or the call's deadline)
 BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
@@ -69,10 +70,6 @@ def _private_database(path: Path) -> None:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
-
-
-def _wrap(exc: sqlite3.Error, what: str) -> StoreError:
-    return StoreError(f"{what}: {exc}")
 
 
 class _SqliteTx(SqlTx):
@@ -117,11 +114,13 @@ class SqliteStore:
         self,
         conn: sqlite3.Connection,
         display: str,
+        path: str = ":memory:",
         *,
         audit_key: AuditKey | None = None,
         anchor: AuditAnchor | None = None,
     ) -> None:
         self._conn = conn
+        self._space = SpaceWatch(conn, path)  # disk full: said as such, and checkpointed out of
         self._lock = anyio.Lock()
         self._group: _Group | None = None  # the transaction group open now, if any
         self._polling = 0  # tasks waiting for another process's write lock
@@ -153,9 +152,11 @@ class SqliteStore:
                 f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
             ):
                 conn.execute(pragma)
+            store = cls(conn, f"sqlite:///{path}", path, audit_key=audit_key, anchor=anchor)
+            store._space.at_open()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite database at {path}: {exc}") from exc
-        return cls(conn, f"sqlite:///{path}", audit_key=audit_key, anchor=anchor)
+        return store
 
     async def _open(self) -> bool:
         """Take the in-process lock with a transaction group open: join the open group
@@ -218,9 +219,9 @@ class SqliteStore:
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 return False
-            raise _wrap(exc, "database is unavailable") from exc
+            raise self._space.error(exc, "database is unavailable") from exc
         except sqlite3.Error as exc:
-            raise _wrap(exc, "database is unavailable") from exc
+            raise self._space.error(exc, "database is unavailable") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTx]:
@@ -272,7 +273,7 @@ class SqliteStore:
                     await group.done.wait()
         if failure is not None:
             if isinstance(failure, sqlite3.Error):
-                raise StoreError(f"database error: {failure}") from failure
+                raise self._space.error(failure, "database error") from failure
             raise failure
         if group.error is not None:
             raise group.error
@@ -320,7 +321,8 @@ class SqliteStore:
         except sqlite3.Error as exc:
             # SQLite itself rolled the whole transaction back (disk full, I/O error, ...):
             # the group's earlier bodies are lost with it, so all of them fail.
-            group.error = StoreError(f"database error: {exc}")
+            group.error = self._space.error(exc, "database error")
+            group.error.__cause__ = exc
 
     def _commit(self, group: _Group) -> None:
         self._group = None
@@ -328,13 +330,15 @@ class SqliteStore:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                group.error = StoreError(f"commit failed: {exc}")
+                group.error = self._space.error(exc, "commit failed")
+                group.error.__cause__ = exc
             else:
                 if group.head is not None and self.anchor is not None:
                     self.anchor.record(*group.head)
         if group.error is not None and self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
         group.done.set()
+        self._space.after_commit()  # no transaction open here: a checkpoint may run
 
     async def migrate(self) -> list[str]:
         applied: list[str] = []
