@@ -44,7 +44,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 @pytest.fixture
 async def store(store_url: str):
-    s = await open_store(store_url, pool_size=12, pool_timeout=5.0)
+    # At the fixed times these tests pass (NOW): PostgreSQL otherwise keeps outbox leases and
+    # due times by its own clock, which tests/test_store_outbox_attempts.py checks.
+    s = await open_store(store_url, pool_size=12, pool_timeout=5.0, clock="caller")
     yield s
     await s.aclose()
 

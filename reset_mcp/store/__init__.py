@@ -12,7 +12,13 @@ on SQLite and PostgreSQL):
   AND expires_at > now`): of any number of racing calls exactly one gets True.
 - `decide_approval` likewise succeeds once; a second decision gets False.
 - `claim_outbox` / `claim_due_outbox` hand a row to one owner until its lease ends;
-  a row whose lease ran out may be claimed again (the owner died).
+  a row whose lease ran out may be claimed again (the owner died). The owner is one
+  delivery attempt (a fresh id per claim): `finish_outbox`, `renew_outbox` and
+  `release_outbox` succeed only for the attempt holding the row now, so an attempt
+  that was taken over, in this process or another, cannot record an outcome.
+- Leases and due times: on PostgreSQL by the database's clock (a time the caller passes
+  is an offset from its `now`), so instances' clocks may differ; on SQLite (one host)
+  by the host's clock, as the callers' `now` gives it.
 - `append_audit` serialises appends so the hash chain never forks.
 - Driver errors are wrapped in `StoreError` (`raise ... from exc`); no connection
   within the pool timeout raises `StoreUnavailableError`.
@@ -26,7 +32,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import ConfigError
@@ -112,6 +118,25 @@ class Tx(Protocol):
         provider_message_id: str | None = None,
         next_attempt_at: datetime | None = None,
     ) -> bool: ...
+    async def renew_outbox(self, row_id: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Extend the lease of attempt `owner` (it waits for a connection, say); False if the
+        row is no longer that attempt's."""
+        ...
+
+    async def release_outbox(
+        self,
+        row_id: str,
+        owner: str,
+        now: datetime,
+        *,
+        next_attempt_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Give the row back as `pending`, due at `next_attempt_at` (default now), its attempt
+        not counted: the attempt never got as far as sending (no connection before its
+        deadline). False if the row is no longer attempt `owner`'s."""
+        ...
+
     async def requeue_outbox(self, row_id: str, now: datetime) -> bool: ...
     async def outbox_counts(self) -> dict[str, int]: ...
     async def list_outbox(self, status: str | None, limit: int) -> list[OutboxRow]: ...
@@ -246,12 +271,15 @@ async def open_store(
     migrate: bool = True,
     audit_key: AuditKey | None = None,
     anchor_file: Path | str | None = None,
+    clock: Literal["database", "caller"] = "database",
 ) -> Store:
     """Open the store a URL names (`sqlite:///path`, `postgresql://...`); drivers load lazily.
 
     With `audit_key` new audit entries are keyed (HMAC, see `reset_mcp.audit`); with
     `anchor_file` every commit that appended audit entries records the chain's new head
-    there (`reset_mcp.audit_anchor`); the store closes the file with itself."""
+    there (`reset_mcp.audit_anchor`); the store closes the file with itself.
+    `clock="caller"` makes PostgreSQL keep outbox leases and due times by the callers'
+    `now`, as SQLite always does (for tests that drive time with a fake clock)."""
     if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ConfigError("RESET_MCP_DATABASE_URL must start with sqlite:/// or postgresql://")
     anchor = AuditAnchor.open(anchor_file) if anchor_file is not None else None
@@ -264,7 +292,7 @@ async def open_store(
             from reset_mcp.store.postgres import PostgresStore
 
             store = await PostgresStore.open(
-                url, pool_size=pool_size, pool_timeout=pool_timeout, audit_key=audit_key, anchor=anchor
+                url, pool_size=pool_size, pool_timeout=pool_timeout, audit_key=audit_key, anchor=anchor, clock=clock
             )
     except BaseException:
         if anchor is not None:

@@ -9,7 +9,9 @@ session-level advisory lock, so two instances starting at once apply each versio
 
 A connection is awaited at most `pool_timeout` seconds; then `StoreUnavailableError`
 says the pool is exhausted, rather than the caller hanging. Driver errors are wrapped in
-`StoreError`; messages never carry the URL's password. A `search_path` can be set in the
+`StoreError`; messages never carry the URL's password. Outbox leases and due times are
+kept by the database's clock (`statement_timestamp()`, see `sql_outbox`), so instances
+whose clocks differ or step agree on when a lease ends and a retry is due. A `search_path` can be set in the
 URL: `postgresql://host/db?options=-csearch_path%3Dmyschema`.
 """
 
@@ -21,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -43,6 +45,9 @@ MIGRATE_LOCK = 0x726D637001
 AUDIT_LOCK = 0x726D637002
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 CLOSE_TIMEOUT = 10.0
+# "database": outbox leases and due times by the server's clock (instances' clocks may
+# differ); "caller": as the callers' `now` gives them (tests driving a fake clock).
+Clock = Literal["database", "caller"]
 
 
 @functools.lru_cache(maxsize=2048)
@@ -83,9 +88,10 @@ def _wrap(exc: BaseException, what: str = "database error") -> StoreError:
 class _PgTx(SqlTx):
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: asyncpg.Connection, audit_key: AuditKey | None = None) -> None:
+    def __init__(self, conn: asyncpg.Connection, audit_key: AuditKey | None = None, *, db_clock: bool = True) -> None:
         self._conn = conn
         self.audit_key = audit_key
+        self.db_clock = db_clock
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         try:
@@ -124,6 +130,7 @@ class PostgresStore:
         *,
         audit_key: AuditKey | None = None,
         anchor: AuditAnchor | None = None,
+        clock: Clock = "database",
     ) -> None:
         self._pool = pool
         self.url_for_display = display
@@ -131,6 +138,7 @@ class PostgresStore:
         self.pool_timeout = pool_timeout
         self.audit_key = audit_key
         self.anchor = anchor
+        self.db_clock = clock == "database"
 
     @classmethod
     async def open(
@@ -141,6 +149,7 @@ class PostgresStore:
         pool_timeout: float = 5.0,
         audit_key: AuditKey | None = None,
         anchor: AuditAnchor | None = None,
+        clock: Clock = "database",
     ) -> PostgresStore:
         display = url_for_display(url)
         try:
@@ -152,7 +161,7 @@ class PostgresStore:
             # The driver's own text may quote the URL it could not parse.
             wrapped = _wrap(exc, f"cannot open PostgreSQL database at {display}")
             raise StoreError(hide_url_secrets(str(wrapped), url)) from exc
-        return cls(pool, display, pool_size, pool_timeout, audit_key=audit_key, anchor=anchor)
+        return cls(pool, display, pool_size, pool_timeout, audit_key=audit_key, anchor=anchor, clock=clock)
 
     async def _acquire(self) -> asyncpg.Connection:
         timeout = wait_budget(self.pool_timeout)  # the call's deadline may come first
@@ -177,7 +186,7 @@ class PostgresStore:
     async def transaction(self) -> AsyncIterator[SqlTx]:
         conn = await self._acquire()
         try:
-            tx = _PgTx(conn, self.audit_key)
+            tx = _PgTx(conn, self.audit_key, db_clock=self.db_clock)
             try:
                 async with conn.transaction():
                     yield tx
@@ -195,7 +204,7 @@ class PostgresStore:
         try:
             try:
                 async with conn.transaction(readonly=True):
-                    yield _PgTx(conn)
+                    yield _PgTx(conn, db_clock=self.db_clock)
             except DRIVER_ERRORS as exc:
                 raise _wrap(exc, "read failed") from exc
         finally:
