@@ -13,8 +13,8 @@
 A fault applies to every message, or to the first `times` messages after `set`, then the
 sink accepts. Each message is recorded (JSON lines, flushed at once) as soon as its data
 has fully arrived, before the fault: so a message whose connection was dropped, or which
-the sink sits on forever, is still counted, as a receiving MTA may have kept it. `outcome`
-says what the sink did with it (accepted: it answered 250).
+the sink sits on forever, is still counted, as a receiving MTA may have kept it. A second
+line says what the sink answered; `records()` joins them (`outcome` accepted: it wrote 250).
 
 It is a separate process so that it keeps its own time: a test's event loop, a server
 under test or a SIGKILL of either cannot stall or lose what it recorded. aiosmtpd reads
@@ -82,6 +82,7 @@ class FaultHandler:
         self.control = control
         self.record = record.open("a", buffering=1)  # one line a message, flushed at once
         self.connections = itertools.count(1)
+        self.seq = itertools.count(1)
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -95,34 +96,34 @@ class FaultHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         fault = self.control.fault_for_next_message()
         mode = fault.get("mode", "accept")
-        outcome = {"accept": "accepted", "delay": "accepted", "hang": "hung", "reply": "refused", "drop": "dropped"}
+        seq = f"{os.getpid()}.{next(self.seq)}"  # unique across restarts of the sink on one file
         headers = BytesHeaderParser().parsebytes(envelope.original_content or b"")
-        self.record.write(
-            json.dumps(
-                {
-                    "t": time.time(),
-                    "message_id": headers.get("Message-ID"),
-                    "to": list(envelope.rcpt_tos),
-                    "kind": headers.get("X-Reset-MCP-Kind"),
-                    "conn": getattr(session, "conn_id", None),
-                    "mode": mode,
-                    "outcome": outcome.get(mode, "accepted"),
-                    "reply": fault.get("reply") if mode == "reply" else None,
-                }
-            )
-            + "\n"
-        )
-        delay = float(fault.get("delay", 0) or 0)
-        if delay:
-            await asyncio.sleep(delay)
-        if mode == "hang":
-            await asyncio.sleep(1e9)  # cancelled by aiosmtpd when the client goes away
-        if mode == "drop":
-            server.transport.abort()  # no reply: the client cannot know the message arrived
-            await asyncio.sleep(1e9)
-        if mode == "reply":
-            return str(fault["reply"])
-        return "250 2.0.0 Message accepted for delivery"
+        self._line(
+            event="received", seq=seq, message_id=headers.get("Message-ID"), to=list(envelope.rcpt_tos),
+            kind=headers.get("X-Reset-MCP-Kind"), conn=getattr(session, "conn_id", None), mode=mode,
+        )  # fmt: skip
+        outcome = "abandoned"  # the client went away while the sink sat on the message
+        try:
+            delay = float(fault.get("delay", 0) or 0)
+            if delay:
+                await asyncio.sleep(delay)
+            if mode == "hang":
+                outcome = "hung"
+                await asyncio.sleep(1e9)  # cancelled by aiosmtpd when the client goes away
+            if mode == "drop":
+                outcome = "dropped"
+                server.transport.abort()  # no reply: the client cannot know the message arrived
+                await asyncio.sleep(1e9)
+            if mode == "reply":
+                outcome = "refused"
+                return str(fault["reply"])
+            outcome = "accepted"
+            return "250 2.0.0 Message accepted for delivery"
+        finally:
+            self._line(event="answered", seq=seq, outcome=outcome)
+
+    def _line(self, **fields: Any) -> None:
+        self.record.write(json.dumps({"t": time.time(), **fields}) + "\n")
 
 
 async def _serve(port: int, control: Path, record: Path) -> None:
@@ -206,10 +207,22 @@ class FaultSink:
         self.proc = None
 
     def records(self) -> list[dict[str, Any]]:
+        """One record a message whose data arrived, in arrival order; `outcome` is what the
+        sink answered: accepted (250), refused, dropped, hung, abandoned (the client left
+        while the sink sat on it), or pending (no answer yet, or the sink was killed)."""
         if not self.record.exists():
             return []
-        lines = self.record.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.endswith("}")]  # a torn last line is not yet a record
+        received: dict[str, dict[str, Any]] = {}
+        for line in self.record.read_text().splitlines():
+            if not line.endswith("}"):  # a torn last line is not yet a record
+                continue
+            entry = json.loads(line)
+            if entry["event"] == "received":
+                waiting = "hung" if entry["mode"] == "hang" else "pending"
+                received[entry["seq"]] = {**entry, "outcome": waiting}
+            elif entry["seq"] in received:
+                received[entry["seq"]].update(outcome=entry["outcome"], answered_t=entry["t"])
+        return list(received.values())
 
     def wait_for(self, count: int, timeout: float = 10.0, *, outcome: str | None = None) -> list[dict[str, Any]]:
         """Block until `count` records (with that outcome, if given) are there, or the timeout."""

@@ -74,6 +74,18 @@ async def test_hang_never_answers(sink: FaultSink) -> None:
     assert [r["outcome"] for r in sink.records()] == ["hung"]
 
 
+async def test_a_client_gone_before_the_delayed_250_is_not_counted_delivered(sink: FaultSink) -> None:
+    sink.set("delay", delay=1.0)
+    with pytest.raises(aiosmtplib.SMTPTimeoutError):
+        await send(sink, 0, timeout=0.3)
+    with anyio.fail_after(5):
+        while sink.records()[0]["outcome"] == "pending":
+            await anyio.sleep(0.05)
+    [record] = sink.records()
+    assert record["outcome"] == "abandoned"
+    assert Tally.of(["<m0@acme.test>"], [record]).delivered == 0
+
+
 async def test_records_survive_a_killed_sink(sink: FaultSink) -> None:
     await send(sink, 0)
     sink.kill()
