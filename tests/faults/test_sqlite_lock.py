@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from tests.faults.serving import http_server, reset_call, server_env
@@ -75,3 +76,16 @@ async def test_reads_do_not_wait_for_another_processs_write_lock(tmp_path: Path,
     assert max(reads) < 1.0
     assert write["error"] is True and float(write["elapsed"]) < 5 + 2  # type: ignore[arg-type]
     assert not after.is_error, after.content  # the lock gone, writes work again
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21 item 6: /healthz is SELECT 1, 200 while every write fails")
+async def test_healthz_says_so_when_writes_fail_on_a_held_lock(tmp_path: Path, sink: FaultSink, log: Path) -> None:
+    data = tmp_path / "data"
+    with http_server(server_env(data, sink.port), log) as server:
+        async with mcp_client(server.url, server.key) as client:
+            with write_lock_held(data / "reset-mcp.db", HOLD):
+                failed = await client.call_tool("request_password_reset", reset_call(0))  # waits out its deadline
+                health = httpx.get(f"{server.url}/healthz", timeout=5)
+    print(f"/healthz after a write failed on the held lock: {health.status_code} {health.text[:200]}")
+    assert failed.is_error
+    assert health.status_code == 503 and "busy" in health.text
