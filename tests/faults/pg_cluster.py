@@ -41,7 +41,7 @@ def _required() -> bool:
 
 def cluster_or_skip() -> PgCluster:
     """A new, initialised (not started) cluster, or a skip with the reason."""
-    missing = [tool for tool in ("initdb", "pg_ctl") if shutil.which(tool) is None]
+    missing = [tool for tool in ("initdb", "pg_ctl", "postgres") if shutil.which(tool) is None]
     reason = f"{' and '.join(missing)} not on PATH" if missing else None
     if reason is None and os.geteuid() == 0:
         try:

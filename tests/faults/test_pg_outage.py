@@ -20,7 +20,7 @@ from tests.faults.sink import FaultSink
 from tests.faults.tally import Tally
 from tests.httpserver import mcp_client
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow  # its own cluster: not the shared server the `postgres` mark means
 
 
 async def outbox(url: str) -> list[dict[str, Any]]:
