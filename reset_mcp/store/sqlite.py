@@ -11,12 +11,11 @@ cheaper on a local file than a hand-off to a thread and back (what aiosqlite doe
 every execute, fetch and close; bench/README.md's floor row compares them), and a reset
 runs about twenty statements. What could block the loop for long
 is waiting for another process's write lock, so that wait happens here, in
-`BEGIN IMMEDIATE` retried with `anyio.sleep`, never inside SQLite's busy handler
-(whose timeout is kept short), and with the in-process lock released, so reads (the API
-key check) never queue behind it; it ends at the call's deadline with `StoreBusyError`.
-The leases and due times of outbox rows are the host's clock (the callers' `now`): every
-process using one SQLite file runs on one host. Commits in WAL mode with `synchronous=NORMAL` do not
-fsync; checkpoints do (copying the WAL back into the database file, then an fsync).
+`BEGIN IMMEDIATE` retried with `anyio.sleep` (`sqlite_lock`), with the in-process lock
+released so reads never queue behind it, until the call's deadline (`StoreBusyError`).
+Outbox leases and due times are the callers' `now`: one file, one host, one clock.
+Commits in WAL mode with `synchronous=NORMAL` do not fsync; checkpoints do (copying
+the WAL back into the database file, then an fsync; `sqlite_space` on a full disk).
 SQLite's default runs one inside the commit that crosses 1,000 WAL pages;
 `WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies
 each page once however often it was rewritten (the same index pages, every reset), the
@@ -46,6 +45,7 @@ from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
+from reset_mcp.store.sqlite_lock import begin_immediate
 from reset_mcp.store.sqlite_space import SpaceWatch
 
 LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock (or the call's deadline)
@@ -65,11 +65,6 @@ def _private_database(path: Path) -> None:
     create_private_file(path)
     for suffix in ("-wal", "-shm", "-journal"):
         tighten(path.with_name(path.name + suffix))
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc)
-    return "locked" in text or "busy" in text
 
 
 class _SqliteTx(SqlTx):
@@ -160,68 +155,36 @@ class SqliteStore:
 
     async def _open(self) -> bool:
         """Take the in-process lock with a transaction group open: join the open group
-        (False) or begin one, as its leader (True).
-
-        Another process holding SQLite's write lock is waited for with the in-process lock
-        released, so this process's reads (API key checks) and its other work go on
-        meanwhile; each waiter polls `BEGIN IMMEDIATE` with a growing pause, never inside
-        SQLite's blocking busy handler, and gives up at its deadline (`LOCK_WAIT_SECONDS`,
-        or the call's `deadline`) with `StoreBusyError`.
-        """
+        (False) or begin one, as its leader (True). Another process's write lock is waited
+        for with the in-process lock released, so reads and the rest go on meanwhile; the
+        wait ends at `LOCK_WAIT_SECONDS` or the call's `deadline`, with `StoreBusyError`."""
         limit = wait_budget(LOCK_WAIT_SECONDS)
-        deadline = time.monotonic() + limit
-        delay = 0.001
-        # While another task of this process is already polling, the lock is known to be
-        # held elsewhere: skip the first try's short blocking wait.
-        first = self._polling == 0
+        deadline, delay = time.monotonic() + limit, 0.001
+        blocking = self._polling == 0  # others polling: the lock is known to be held elsewhere
         self._polling += 1
         try:
-            return await self._poll_open(limit, deadline, delay, first)
+            while True:
+                await self._lock.acquire()
+                if self._group is not None:
+                    return False
+                try:
+                    began = begin_immediate(self._conn, blocking=blocking, busy_timeout_ms=BUSY_TIMEOUT_MS)
+                except BaseException as exc:
+                    self._lock.release()
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._space.error(exc, "database is unavailable") from exc
+                    raise
+                if began:
+                    self._group = _Group()
+                    return True
+                self._lock.release()
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(f"the database is busy: another process held its write lock {limit:g}s")
+                blocking = False
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 0.05)
         finally:
             self._polling -= 1
-
-    async def _poll_open(self, limit: float, deadline: float, delay: float, first: bool) -> bool:
-        while True:
-            await self._lock.acquire()
-            if self._group is not None:
-                return False
-            try:
-                began = self._try_begin(first)
-            except BaseException:
-                self._lock.release()
-                raise
-            if began:
-                self._group = _Group()
-                return True
-            self._lock.release()
-            first = False
-            if time.monotonic() >= deadline:
-                raise StoreBusyError(
-                    f"the database is busy: another process held its write lock for {limit:g}s; try again shortly"
-                )
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-    def _try_begin(self, first: bool) -> bool:
-        """`BEGIN IMMEDIATE`: True once begun, False while another process holds the lock.
-        A first try may wait `BUSY_TIMEOUT_MS` in SQLite (a lock released that soon is the
-        common case); a retry does not wait at all, so the loop is never blocked long."""
-        try:
-            if first:
-                self._conn.execute("BEGIN IMMEDIATE")
-                return True
-            self._conn.execute("PRAGMA busy_timeout=0")
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            finally:
-                self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            return True
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                return False
-            raise self._space.error(exc, "database is unavailable") from exc
-        except sqlite3.Error as exc:
-            raise self._space.error(exc, "database is unavailable") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTx]:
