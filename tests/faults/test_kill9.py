@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from reset_mcp.server.workers import CRASH_LOOP_SECONDS
+from reset_mcp.server.http.workers import CRASH_LOOP_SECONDS
 from tests.faults.serving import http_server, reset_call, server_env, stdio_server
 from tests.faults.sink import FaultSink
 from tests.faults.tally import Tally, sqlite_outbox
