@@ -190,6 +190,8 @@ async def build_app(
         app = _wire(
             settings, clock, secret, signer, registry, policy, composer, links, counted, geo, store, backend, observers
         )
+        # Deliveries run in the dispatcher's task group, closed before the backend and the store.
+        await stack.enter_async_context(app.dispatcher.running())
         try:
             yield app
         finally:
@@ -245,6 +247,7 @@ def _wire(
         overseer_email=settings.oversight_email,
         canon=canon,
         max_pending=settings.max_pending_per_caller,
+        send_wait=settings.send_wait_seconds,
     )
     service = ResetService(deps)
     jobs = JobRunner(

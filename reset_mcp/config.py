@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(15.0, gt=0, description="First retry delay; doubles each try.")
     delivery_backoff_max_seconds: float = Field(900.0, gt=0)
     delivery_lease_seconds: float = Field(60.0, gt=0)
+    send_wait_seconds: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="How long a tool call waits for its email to be handed over before answering `queued` "
+        "(the worker finishes the delivery).",
+    )
     worker_poll_seconds: float = Field(1.0, gt=0, le=60, description="How often the worker looks for due rows.")
     retention_days: int = Field(
         90,

@@ -66,21 +66,26 @@ class Deps:
     overseer_email: str | None = None
     canon: Canon = field(default_factory=Canon)  # the keys limits, locks and risk count on
     max_pending: int = 50  # emails one caller may have waiting for approval (RESET_MCP_MAX_PENDING_PER_CALLER)
+    send_wait: float = 3.0  # RESET_MCP_SEND_WAIT_SECONDS
 
     async def audit(self, tx: Tx, actor: str, action: str, subject: str, now: datetime, **detail: Any) -> None:
         await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)
 
-    async def deliver(self, rows: list[OutboxRow]) -> DeliveryInfo | None:
-        """The fast path: hand freshly released rows to the dispatcher; report the first."""
-        first: DeliveryInfo | None = None
-        for row in rows:
-            outcome: DeliveryOutcome = await self.dispatcher.deliver(row)
-            if first is None:
-                first = DeliveryInfo(
-                    backend=self.dispatcher.backend.name,
-                    status=outcome.status,
-                    elapsed_ms=outcome.elapsed_ms,
-                    attempts=row.attempts,
-                    error=outcome.error,
-                )
-        return first
+    async def deliver(self, rows: list[OutboxRow], *, wait: bool = True) -> DeliveryInfo | None:
+        """The fast path: hand freshly released rows to the dispatcher, and report the first.
+
+        The deliveries run in the dispatcher's task group, never in the caller's: the caller
+        waits for the first one at most `send_wait` seconds (its answer then says `sending`,
+        and the delivery goes on), and not at all with `wait=False` (alerts beside a reset).
+        """
+        tickets = [self.dispatcher.submit(row, slot_wait=self.send_wait) for row in rows]
+        if not tickets or not wait:
+            return None
+        outcome: DeliveryOutcome = await tickets[0].wait(self.send_wait)
+        return DeliveryInfo(
+            backend=self.dispatcher.backend.name,
+            status=outcome.status,
+            elapsed_ms=outcome.elapsed_ms,
+            attempts=rows[0].attempts,
+            error=outcome.error,
+        )

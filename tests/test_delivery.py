@@ -361,7 +361,8 @@ async def test_a_row_left_sending_by_a_crashed_process_is_resumed_exactly_once(
         await tx.insert_send(send)
         released = await Releaser(dead, app.signer, 15).release(tx, send, now)
     stored = await row_of(app, send.id)
-    assert (stored.status, stored.lease_owner, stored.attempts) == ("sending", dead.owner, 1)
+    assert (stored.status, stored.lease_owner, stored.attempts) == ("sending", released.row.lease_owner, 1)
+    assert stored.lease_owner is not None and stored.lease_owner.startswith("att_")  # the row's own attempt
     assert stored.lease_until == now + timedelta(seconds=30)
 
     assert await app.dispatcher.run_once() == 0  # the lease still holds
@@ -378,7 +379,7 @@ async def test_a_row_left_sending_by_a_crashed_process_is_resumed_exactly_once(
     assert (row.status, row.attempts, row.lease_owner) == ("sent", 2, None)
     # The dead worker, were it to wake up, could not overwrite the outcome.
     async with app.store.transaction() as tx:
-        assert not await tx.finish_outbox(row.id, dead.owner, status="failed", now=clock.now(), error="late")
+        assert not await tx.finish_outbox(row.id, stored.lease_owner, status="failed", now=clock.now(), error="late")
     assert (await row_of(app, send.id)).status == "sent"
 
 

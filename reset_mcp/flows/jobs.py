@@ -3,10 +3,12 @@
 Two loops in one task group, so a long purge (minutes, at a million rows) never delays
 a delivery:
 - every poll (or at once when the dispatcher is woken): end approvals past their
-  window, then claim the outbox rows that are due (retries, rows a dead process left)
-  and deliver them, then send the overseer's digest if one is due;
+  window, then claim the outbox rows that are due (retries, rows given back, rows a dead
+  process left), as many as the backend has free connections for, and deliver them, then
+  send the overseer's digest if one is due;
 - now and then, when retention is on: delete what ended long ago (`retention_loop`).
-`stop()` lets the current round of deliveries finish; cancelling would leave rows
+`stop()` ends the loop; the deliveries in flight run in the dispatcher's task group and
+are let finish by `build_app` (`Dispatcher.wait_idle`): cancelling would leave rows
 `sending`, to go out again after their lease although the provider may have taken them.
 """
 
@@ -58,6 +60,15 @@ class JobRunner:
             await self.digest.flush()
         return claimed
 
+    async def _round(self) -> int:
+        # As `run_once`, but the claimed rows are delivered in the dispatcher's task group,
+        # so the next claim fills each connection as soon as it is free.
+        await self.approvals.expire_due()
+        claimed = await self.dispatcher.start_due(wait=self.poll_seconds)
+        if self.digest is not None:
+            await self.digest.flush()
+        return claimed
+
     async def run(self) -> None:
         """Both loops, until `stop()` (graceful) or cancelled."""
         async with anyio.create_task_group() as tg:
@@ -74,7 +85,7 @@ class JobRunner:
     async def _delivery_loop(self) -> None:
         while not self._stopping:
             try:
-                claimed = await self.run_once()
+                claimed = await self._round()
             except ResetMCPError as exc:
                 log.error("outbox worker: %s", exc)
                 claimed = 0

@@ -135,7 +135,7 @@ class ResetService:
                     alert_queued = True
                     alert_rows = alerted.rows
         if limit.limited:
-            await d.deliver(alert_rows)
+            await d.deliver(alert_rows, wait=False)
             return ResetRequestResult(
                 request_id=send.id,
                 status=SendStatus.RATE_LIMITED,
@@ -145,7 +145,7 @@ class ResetService:
                 alert_queued=alert_queued,
             )
         delivery = await d.deliver(gated.rows)
-        await d.deliver(alert_rows)
+        await d.deliver(alert_rows, wait=False)  # the call's wait is the reset email's
         status = gated.status
         if status == SendStatus.QUEUED and delivery is not None:
             status = _ANSWERED.get(delivery.status, status)

@@ -57,7 +57,11 @@ class EmailBackend(Protocol):
       `retry_after` when the provider said how long to wait) and
       `PermanentDeliveryError` when it cannot; any driver error is wrapped with
       `raise ... from exc`, so callers never see a driver exception.
-    - It may be called concurrently from several tasks.
+    - It may be called concurrently from several tasks. A backend with a limit of its
+      own (a pool of connections) says so in an optional `max_concurrency: int`: the
+      dispatcher then never starts more sends at once, so none waits inside `send` for a
+      connection while its outbox row's lease runs.
+    - A cancelled `send` leaves no connection behind in an unknown state.
     - `aclose` releases connections; calling it twice is harmless.
     """
 

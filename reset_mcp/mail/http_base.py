@@ -137,6 +137,7 @@ class HttpEmailBackend:
 
     name = "http"
     url: str  # where `build_request` sends: set by each subclass
+    max_concurrency = LIMITS.max_connections  # the dispatcher never starts more sends than this
 
     def __init__(
         self,

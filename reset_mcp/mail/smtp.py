@@ -84,6 +84,7 @@ class SmtpBackend:
         self._secrets = _secret_forms(username, password)
         self._idle: list[_Connection] = []
         self._slots = anyio.Semaphore(pool_size)
+        self.max_concurrency = pool_size  # the dispatcher never starts more sends than this
 
     @classmethod
     def from_options(cls, options: MailOptions) -> SmtpBackend:
@@ -163,6 +164,10 @@ class SmtpBackend:
                 if conn is not None:
                     conn.close()
                 raise PermanentDeliveryError(str(exc)) from exc
+            except BaseException:  # cancelled (a send cut at its lease's end): the link is in an unknown state
+                if conn is not None:
+                    conn.close()
+                raise
             self._idle.append(conn)
         return DeliveryReceipt(provider_message_id=email.message_id)
 

@@ -1,71 +1,80 @@
 """The dispatcher: the only code that calls an email backend.
 
 It delivers outbox rows the policy released, and nothing else: a row exists only when
-the service wrote it after a `send` decision (or an approval). Two paths share one
-`_deliver`:
+a flow wrote it after a `send` decision (or an approval). Two paths share one `_attempt`:
 
-- the fast path: the service writes the row already leased to this dispatcher, and
-  calls `deliver(row)` straight after the commit, so a reset email leaves at once;
-- the worker (`run_once`, called by the job runner in `flows/jobs.py`): it claims due
-  rows (retries, and rows whose lease ran out because a process died) and delivers them.
+- the fast path: the flow writes the row already leased to a new attempt and hands it to
+  `submit` straight after the commit, so a reset email leaves at once. The delivery runs
+  in the dispatcher's own task group (`running`), never in the caller's task: the caller
+  waits for it only as long as it likes (RESET_MCP_SEND_WAIT_SECONDS) and stops waiting
+  without stopping it;
+- the worker (`start_due` in the job runner's loop, `run_once` for the CLI and tests):
+  it claims due rows (retries, rows given back, rows whose lease ran out because a
+  process died) and delivers them.
+
+At most `capacity` deliveries run at once: the backend's own limit (the SMTP pool's
+connections, an HTTP provider's), so an attempt takes a slot first and then never
+waits inside the backend while its lease runs. The worker claims only as many rows as it
+has free slots; a fast-path row that gets no slot within the caller's wait is given back
+`pending`, due at once, for the worker. `leases.py` keeps every attempt within its lease.
 
 Failures are classified by the backend. Transient ones are retried with exponential
 backoff and jitter (honouring a provider's Retry-After) until `max_attempts`; permanent
-ones end `failed` at once with the provider's reason. A reset email whose token expired
-or was revoked before it could leave is not sent: a dead link only confuses the user.
+ones end `failed` at once with the provider's reason. One that may have arrived (a link
+lost after the message went out, a send cut at its lease's end) is transient too: it
+goes again after the backoff with the same Message-ID, never at once. A reset email
+whose token expired or was revoked before it could leave is not sent: a dead link only
+confuses the user.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
 
 import anyio
+from anyio.abc import TaskGroup
 
 from reset_mcp.canonical import Canon
 from reset_mcp.clock import Clock
 from reset_mcp.emails.outgoing import MessageFactory
-from reset_mcp.errors import DeliveryError, PermanentDeliveryError, ResetMCPError, TransientDeliveryError
-from reset_mcp.ids import new_id
 from reset_mcp.logs import where
 from reset_mcp.mail import EmailBackend
-from reset_mcp.outbox.outcomes import record_outcome
+from reset_mcp.outbox.attempts import Deliverer, DeliveryOutcome, RetryPolicy
+from reset_mcp.outbox.leases import LeaseKeeper, new_attempt
 from reset_mcp.store import Store
+from reset_mcp.store.deadline import detached
 from reset_mcp.store.records import OutboxRow
-from reset_mcp.token_rows import outbox_refusal
 from reset_mcp.vocab import OutboxStatus
 
+__all__ = ["DeliveryOutcome", "Dispatcher", "Observer", "RetryPolicy", "Ticket"]
 log = logging.getLogger("reset_mcp.outbox.dispatcher")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    base_seconds: float = 15.0
-    max_seconds: float = 900.0
-
-    def delay(self, attempts: int, retry_after: float | None) -> float:
-        # Exponential with "equal jitter": never less than half the step, so a fleet of
-        # failing rows spreads out without any of them retrying immediately.
-        step = min(self.max_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
-        delay = step / 2 + random.uniform(0, step / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, 3600.0))
-        return delay
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    status: OutboxStatus  # sent | pending (will retry) | failed | expired | cancelled
-    elapsed_ms: float
-    error: str | None = None
-
+DEFAULT_CAPACITY = 64  # deliveries at once for a backend without a limit of its own (outbox folder, memory)
 
 Observer = Callable[[OutboxRow, "DeliveryOutcome"], Awaitable[None]]
+
+
+class Ticket:
+    """A delivery handed to `submit`; `wait` gives its outcome, or `sending` if not yet known."""
+
+    __slots__ = ("done", "outcome", "row", "started")
+
+    def __init__(self, row: OutboxRow) -> None:
+        self.row = row
+        self.done = anyio.Event()
+        self.outcome: DeliveryOutcome | None = None
+        self.started = time.perf_counter()
+
+    async def wait(self, seconds: float) -> DeliveryOutcome:
+        with anyio.move_on_after(seconds):
+            await self.done.wait()
+        if self.outcome is not None:
+            return self.outcome
+        elapsed = round((time.perf_counter() - self.started) * 1000, 3)
+        return DeliveryOutcome(OutboxStatus.SENDING, elapsed, None, recorded=False)
 
 
 class Dispatcher:
@@ -79,26 +88,41 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         lease_seconds: float = 60.0,
         observers: Sequence[Observer] = (),
+        capacity: int | None = None,
         canon: Canon | None = None,
     ) -> None:
-        """`observers`: told of every outcome (the App's metrics, say), in order; `canon`: the
-        keys a delivery's contact event is counted under."""
+        """`observers`: told of every recorded outcome (the App's metrics, say), in order.
+        `capacity`: deliveries at once (default: the backend's `max_concurrency`); `canon`:
+        the keys a delivery's contact event is counted under."""
         self.store = store
         self.backend = backend
         self.messages = messages
         self.clock = clock
         self.retry = retry or RetryPolicy()
-        self.lease_seconds = lease_seconds
-        self.owner = new_id("worker")
-        self._observers = tuple(observers)
+        self.leases = LeaseKeeper(store, clock, lease_seconds)
+        self.capacity = capacity or getattr(backend, "max_concurrency", None) or DEFAULT_CAPACITY
+        self._slots = anyio.Semaphore(self.capacity)
         self.canon = canon or Canon()
+        self._deliverer = Deliverer(
+            store, backend, messages, clock, self.retry, self.leases, self._slots, self.wake, self.canon
+        )
+        self._observers = tuple(observers)
+        self._tg: TaskGroup | None = None
         self._wake = anyio.Event()
         self._inflight = 0
         self._idle = anyio.Event()
         self._idle.set()
 
+    @property
+    def lease_seconds(self) -> float:
+        return self.leases.lease_seconds
+
     def lease_until(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.lease_seconds)
+        return self.leases.lease_until(now)
+
+    def new_attempt(self) -> str:
+        """The lease owner for a row a flow writes for the fast path: its own attempt."""
+        return new_attempt()
 
     def wake(self) -> None:
         """Tell the worker there may be work before its next poll (a retry was scheduled)."""
@@ -110,143 +134,118 @@ class Dispatcher:
         with anyio.move_on_after(seconds):
             await self._wake.wait()
 
-    async def deliver(self, row: OutboxRow, *, claimed: bool = False) -> DeliveryOutcome:
-        """Deliver a row this dispatcher holds the lease on; never raises for delivery errors.
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The task group deliveries run in, with the lease keeper; `build_app` enters it.
+        On exit what is still in flight is cancelled (`wait_idle` first for a graceful stop)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.leases.run)
+            self._tg = tg
+            try:
+                yield
+            finally:
+                self._tg = None
+                tg.cancel_scope.cancel()
 
-        `claimed` says the row came from a claim (a retry, a resumed or a re-queued row)
-        rather than straight from the transaction that wrote it: its token is re-checked.
-        """
-        self._inflight += 1
-        self._idle = anyio.Event() if self._idle.is_set() else self._idle
+    def submit(self, row: OutboxRow, *, slot_wait: float) -> Ticket:
+        """Deliver a row a flow just wrote (leased to its own attempt), in the background.
+        Without a free slot within `slot_wait` seconds the row is given back to the worker."""
+        if self._tg is None:
+            raise RuntimeError("the dispatcher is not running (build_app enters `running()`)")
+        ticket = Ticket(row)
+        self._begin()
+        self._tg.start_soon(self._run_ticket, ticket, slot_wait)
+        return ticket
+
+    async def _run_ticket(self, ticket: Ticket, slot_wait: float) -> None:
         try:
-            outcome = await self._deliver(row, claimed)
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
-        for observer in self._observers:
-            await observer(row, outcome)
-        return outcome
-
-    async def _deliver(self, row: OutboxRow, claimed: bool) -> DeliveryOutcome:
-        started = time.perf_counter()
-        now = self.clock.now()
-
-        def ms() -> float:
-            return round((time.perf_counter() - started) * 1000, 3)
-
-        if row.not_after is not None and now >= row.not_after:
-            await self._finish(row, OutboxStatus.EXPIRED, now, "the reset link expired before it could be delivered")
-            return DeliveryOutcome(OutboxStatus.EXPIRED, ms(), "link expired before delivery")
-        kind = self.messages.kinds.get(row.kind)
-        if kind is None:  # written by a build that knew a kind this one does not
-            return await self._failed(row, PermanentDeliveryError(f"unknown email kind {row.kind!r}"), ms)
-        if kind.carries_token and (claimed or row.attempts > 1):
-            # On a retry (or a re-queued row, whose attempts start again from 0), the
-            # token may have been used up or superseded meanwhile.
-            async with self.store.transaction() as tx:
-                token = await tx.get_token_for_send(row.send_id)
-            # A row planted or edited by a database writer (no secret) would have a valid
-            # link minted and mailed where it says: refused, and visibly (`failed`, audited).
-            if (why := outbox_refusal(self.messages.signer, row, token)) is not None:
-                return await self._refused(row, why, ms)
-            if token is None or token.revoked_at is not None or token.consumed_at is not None:
-                await self._finish(
-                    row, OutboxStatus.CANCELLED, now, "the reset link was revoked or used before delivery"
-                )
-                return DeliveryOutcome(OutboxStatus.CANCELLED, ms(), "link no longer valid")
-        try:
-            email = self.messages.build(row, now)
-            receipt = await self.backend.send(email)
-        except DeliveryError as exc:
-            return await self._failed(row, exc, ms)
-        except ResetMCPError as exc:  # e.g. a header refused by mime.build_message
-            return await self._failed(row, PermanentDeliveryError(str(exc)), ms)
+            with detached():  # not bound by the deadline of the call that submitted it
+                ticket.outcome = await self._deliverer.attempt(ticket.row, claimed=False, slot_wait=slot_wait)
+                ticket.done.set()
+                await self._observe(ticket.row, ticket.outcome)
         except Exception as exc:
-            # A backend breaking its contract (or a rendering bug) must not strand the row
-            # in `sending` nor kill the worker: retry it, and it ends `failed` visibly.
-            log.error("delivery of %s raised %s", row.id, where(exc))
-            return await self._failed(row, TransientDeliveryError(f"unexpected error: {type(exc).__name__}"), ms)
-        await self._finish(row, OutboxStatus.SENT, self.clock.now(), None, receipt.provider_message_id)
-        return DeliveryOutcome(OutboxStatus.SENT, ms())
-
-    async def _refused(self, row: OutboxRow, why: str, ms: Callable[[], float]) -> DeliveryOutcome:
-        error = "refused: token row failed its integrity check"
-        log.warning("outbox row %s: %s (%s)", row.id, error, why)
-        now = self.clock.now()
-        await self._finish(row, OutboxStatus.FAILED, now, error, integrity=why)
-        return DeliveryOutcome(OutboxStatus.FAILED, ms(), error)
-
-    async def _failed(self, row: OutboxRow, exc: DeliveryError, ms: Callable[[], float]) -> DeliveryOutcome:
-        now = self.clock.now()
-        reason = exc.reason[:500]
-        if isinstance(exc, PermanentDeliveryError) or row.attempts >= self.retry.max_attempts:
-            final = (
-                reason
-                if isinstance(exc, PermanentDeliveryError)
-                else f"gave up after {row.attempts} attempts: {reason}"
-            )
-            log.warning("delivery of %s failed for good: %s", row.id, final)
-            await self._finish(row, OutboxStatus.FAILED, now, final)
-            return DeliveryOutcome(OutboxStatus.FAILED, ms(), final)
-        delay = self.retry.delay(row.attempts, exc.retry_after)
-        log.info("delivery of %s failed (attempt %d), retrying in %.0fs: %s", row.id, row.attempts, delay, reason)
-        await self._finish(row, OutboxStatus.PENDING, now, reason, next_attempt_at=now + timedelta(seconds=delay))
-        self.wake()
-        return DeliveryOutcome(OutboxStatus.PENDING, ms(), reason)
-
-    async def _finish(
-        self,
-        row: OutboxRow,
-        status: OutboxStatus,
-        now: datetime,
-        error: str | None,
-        provider_message_id: str | None = None,
-        next_attempt_at: datetime | None = None,
-        integrity: str | None = None,
-    ) -> None:
-        async with self.store.transaction() as tx:
-            done = await tx.finish_outbox(
-                row.id,
-                self.owner,
-                status=status,
-                now=now,
-                error=error,
-                provider_message_id=provider_message_id,
-                next_attempt_at=next_attempt_at,
-            )
-            if done:
-                kind = self.messages.kinds.get(row.kind)
-                if integrity is not None:
-                    await tx.append_audit(
-                        at=now, actor="dispatcher", action="token_row_refused", subject=row.send_id,
-                        detail={"outbox_id": row.id, "reason": integrity},
-                    )  # fmt: skip
-                to_overseer = kind is not None and kind.to_overseer
-                mailbox = self.canon.mailbox(row.recipient)
-                await record_outcome(tx, row, status, error, now, to_overseer=to_overseer, mailbox=mailbox)
-        if not done:
-            log.warning("outbox row %s was taken over by another worker; its outcome stands", row.id)
+            log.error("outbox row %s: delivery ended with %s", ticket.row.id, where(exc))
+        finally:
+            ticket.done.set()
+            self._end()
 
     # The worker ------------------------------------------------------------------------
-    async def run_once(self, limit: int = 50) -> int:
-        """Claim the rows that are due and deliver them; how many were claimed."""
-        now = self.clock.now()
-        async with self.store.transaction() as tx:
-            rows = await tx.claim_due_outbox(self.owner, now, self.lease_until(now), limit)
+    async def run_once(self, limit: int | None = None, *, wait: float = 5.0) -> int:
+        """Claim the rows that are due (as many as there are free slots, waiting up to `wait`
+        for one) and deliver them; how many were claimed."""
+        rows, leased_at = await self._claim(limit, wait)
         if rows:
             async with anyio.create_task_group() as tg:
                 for row in rows:
-                    tg.start_soon(self._deliver_claimed, row)
+                    self._begin()
+                    tg.start_soon(self._deliver_claimed, row, leased_at)
         return len(rows)
 
-    async def _deliver_claimed(self, row: OutboxRow) -> None:
+    async def start_due(self, *, wait: float) -> int:
+        """The job runner's round: claim what is due for the free slots (waiting up to `wait`
+        for one) and start delivering it in the dispatcher's task group; how many were claimed."""
+        if self._tg is None:
+            return await self.run_once(wait=wait)
+        rows, leased_at = await self._claim(None, wait)
+        for row in rows:
+            self._begin()
+            self._tg.start_soon(self._deliver_claimed, row, leased_at)
+        return len(rows)
+
+    async def _claim(self, limit: int | None, wait: float) -> tuple[list[OutboxRow], float]:
+        got = await self._take_slots(min(limit or self.capacity, self.capacity), wait)
+        rows: list[OutboxRow] = []
+        leased_at = anyio.current_time()
+        try:
+            if got:
+                now = self.clock.now()
+                async with self.store.transaction() as tx:
+                    # One attempt id per claim: each row it takes is that claim's attempt on it.
+                    rows = await tx.claim_due_outbox(new_attempt(), now, self.lease_until(now), got)
+        finally:
+            for _ in range(got - len(rows)):
+                self._slots.release()
+        return rows, leased_at
+
+    async def _take_slots(self, limit: int, wait: float) -> int:
+        got = 0
+        with anyio.move_on_after(wait):
+            await self._slots.acquire()
+            got = 1
+        while 0 < got < limit:
+            try:
+                self._slots.acquire_nowait()
+            except anyio.WouldBlock:
+                break
+            got += 1
+        return got
+
+    async def _deliver_claimed(self, row: OutboxRow, leased_at: float) -> None:
         # One row's failure (say, the store refusing its outcome) must not cancel its
         # siblings mid-send: that would leave them `sending` and risk a duplicate.
         try:
-            await self.deliver(row, claimed=True)
+            with detached():
+                outcome = await self._deliverer.attempt(row, claimed=True, slot_wait=None, leased_at=leased_at)
+                await self._observe(row, outcome)
         except Exception as exc:
             log.error("outbox row %s: outcome not recorded (%s); retried when its lease ends", row.id, where(exc))
+        finally:
+            self._end()
+
+    async def _observe(self, row: OutboxRow, outcome: DeliveryOutcome) -> None:
+        if outcome.recorded:
+            for observer in self._observers:
+                await observer(row, outcome)
+
+    def _begin(self) -> None:
+        self._inflight += 1
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+
+    def _end(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
 
     async def wait_idle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a bounded drain at shutdown
         """Let in-flight deliveries finish (graceful shutdown)."""

@@ -4,9 +4,9 @@
 (or a human approved): for a kind that carries a token it mints the token record
 (revoking the user's earlier outstanding tokens) and writes the outbox row in that same
 transaction, so the token and its email commit together or not at all. The row is
-written already leased to this process's dispatcher, which delivers it right after the
-commit (the fast path, no queue wait); if this process dies first, the lease runs out
-and any worker resumes it.
+written already leased to a delivery attempt of its own, which this process's
+dispatcher runs right after the commit (the fast path, no queue wait); if this process
+dies first, the lease runs out and any worker resumes it.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Releaser:
             payload=payload,
             attempts=1,
             not_after=not_after,
-            lease_owner=self.dispatcher.owner,
+            lease_owner=self.dispatcher.new_attempt(),  # this row's own attempt, not one per process
             lease_until=self.dispatcher.lease_until(now),
         )
 

@@ -37,3 +37,14 @@ def wait_budget(limit: float) -> float:
     if at is None:
         return limit
     return max(0.0, min(limit, at - time.monotonic()))
+
+
+@contextmanager
+def detached() -> Iterator[None]:
+    """No deadline inside: for work a call hands off to outlive it (a delivery it submitted
+    inherits the call's context, deadline included, but must not end with the call)."""
+    token = _deadline.set(None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)

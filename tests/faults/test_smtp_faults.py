@@ -36,7 +36,6 @@ async def settle(db: Path, sink: FaultSink, timeout: float = 30, quiet: float = 
             await anyio.sleep(0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 item 1: a lease runs out while its row waits for an SMTP connection")
 async def test_a_slow_smtp_server_gets_each_email_once(tmp_path: Path, sink: FaultSink, log: Path) -> None:
     n = 40
     data = tmp_path / "data"
@@ -60,7 +59,6 @@ async def test_a_slow_smtp_server_gets_each_email_once(tmp_path: Path, sink: Fau
     assert tally.duplicated == 0, tally.line()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 item 2: a tool call waits for delivery without a limit")
 async def test_a_tool_call_waits_at_most_the_send_wait_for_a_slow_smtp_server(
     tmp_path: Path, sink: FaultSink, log: Path
 ) -> None:
