@@ -23,6 +23,7 @@ import anyio
 
 from reset_mcp import __version__
 from reset_mcp.audit import AuditKey
+from reset_mcp.bounds import CallBounds
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.compose import Composer
 from reset_mcp.compose.models import Branding
@@ -139,6 +140,11 @@ class App:
     clock: Clock
     approval_links: ApprovalLinks | None
     secret: str = field(repr=False)  # admin session keys are derived from it
+
+    @property
+    def bounds(self) -> CallBounds:
+        """How long a call may take (tools and REST apply it)."""
+        return CallBounds.of(self.settings)
 
 
 @asynccontextmanager

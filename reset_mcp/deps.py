@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
+
 from reset_mcp.canonical import Canon
 from reset_mcp.clock import Clock
 from reset_mcp.context import GeoLocator
@@ -71,17 +73,27 @@ class Deps:
     async def audit(self, tx: Tx, actor: str, action: str, subject: str, now: datetime, **detail: Any) -> None:
         await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)
 
-    async def deliver(self, rows: list[OutboxRow], *, wait: bool = True) -> DeliveryInfo | None:
+    def send_deadline(self) -> float:
+        """When a call that starts sending now stops waiting for its emails (monotonic)."""
+        return anyio.current_time() + self.send_wait
+
+    async def deliver(self, rows: list[OutboxRow], *, until: float | None = None) -> DeliveryInfo | None:
         """The fast path: hand freshly released rows to the dispatcher, and report the first.
 
         The deliveries run in the dispatcher's task group, never in the caller's: the caller
-        waits for the first one at most `send_wait` seconds (its answer then says `sending`,
-        and the delivery goes on), and not at all with `wait=False` (alerts beside a reset).
+        waits for them until `until` (a `send_deadline()`, shared by every `deliver` of one
+        call; by default `send_wait` seconds from now) and no longer. A row whose delivery
+        has not ended by then reports `sending`, and goes on; one that got no connection
+        by then is given back to the worker.
         """
-        tickets = [self.dispatcher.submit(row, slot_wait=self.send_wait) for row in rows]
-        if not tickets or not wait:
+        until = self.send_deadline() if until is None else until
+        left = max(0.0, until - anyio.current_time())
+        tickets = [self.dispatcher.submit(row, slot_wait=left) for row in rows]
+        if not tickets:
             return None
-        outcome: DeliveryOutcome = await tickets[0].wait(self.send_wait)
+        for later in tickets[1:]:  # the others within the same wait, unreported
+            await later.wait(max(0.0, until - anyio.current_time()))
+        outcome: DeliveryOutcome = await tickets[0].wait(max(0.0, until - anyio.current_time()))
         return DeliveryInfo(
             backend=self.dispatcher.backend.name,
             status=outcome.status,

@@ -10,7 +10,8 @@
     │   └── TooManyFailuresError   too many failed token checks
     ├── StoreError                 the database failed (driver errors wrapped `from exc`)
     │   ├── StoreUnavailableError  no connection could be had in time (pool exhausted)
-    │   │   └── StoreBusyError     another process held the database's write lock past the deadline
+    │   │   ├── StoreBusyError     another process held the database's write lock past the deadline
+    │   │   └── StoreTimeoutError  the database did not answer within the call's bound
     │   └── StoreFullError         the disk under the database is full
     └── DeliveryError              an email backend failed
         ├── TransientDeliveryError worth retrying (timeouts, 4xx SMTP, HTTP 429/5xx)
@@ -82,6 +83,10 @@ class StoreBusyError(StoreUnavailableError):
     """Another process held the database's write lock until this call's deadline (SQLite)."""
 
 
+class StoreTimeoutError(StoreUnavailableError):
+    """A statement was not answered within the call's bound (`bounds.CallBounds`)."""
+
+
 class StoreFullError(StoreError):
     """The disk under the database is full: nothing could be written until space is freed."""
 
@@ -116,6 +121,14 @@ class PermanentDeliveryError(DeliveryError):
 
 
 STORE_UNAVAILABLE = "the reset-mcp database is unavailable; try again shortly"
+STORE_BUSY = "the reset-mcp database is busy (another process held its write lock); try again in a few seconds"
+STORE_FULL = "the disk under the reset-mcp database is full; nothing can be saved until space is freed"
+# What a caller is told of each kind of store failure, and how long to wait (`Retry-After`).
+STORE_ANSWERS: tuple[tuple[type[StoreError], str, int], ...] = (
+    (StoreBusyError, STORE_BUSY, 2),
+    (StoreFullError, STORE_FULL, 60),
+    (StoreError, STORE_UNAVAILABLE, 5),
+)
 _STATUS: tuple[tuple[type[ResetMCPError], int], ...] = (
     (InvalidInputError, 400),
     (NotFoundError, 404),
@@ -145,6 +158,7 @@ def refusal(exc: ResetMCPError) -> Refusal:
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
     if isinstance(exc, StoreError):
         log.error("store error: %s", exc)
-        return Refusal(status, STORE_UNAVAILABLE)
+        message, wait = next((text, wait) for kind, text, wait in STORE_ANSWERS if isinstance(exc, kind))
+        return Refusal(status, message, wait)
     retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
     return Refusal(status, str(exc), retry_after)

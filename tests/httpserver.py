@@ -9,9 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from reset_mcp.app import build_app
+from reset_mcp.app import App, build_app
 from reset_mcp.config import Settings
 from reset_mcp.keys import create_key
 from reset_mcp.server.http.app import Transport, build_http_app
@@ -68,12 +68,17 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    settings: Settings, keys: dict[str, list[str]], transport: Transport = "streamable-http"
+    settings: Settings,
+    keys: dict[str, list[str]],
+    transport: Transport = "streamable-http",
+    app_factory: Callable[[Settings], AbstractAsyncContextManager[App]] | None = None,
 ) -> Iterator[RunningServer]:
+    """`app_factory`: builds the App the server runs (default: as `serve` does)."""
     port = free_port()
     settings = settings.model_copy(update={"http_host": "127.0.0.1", "http_port": port})
     created = make_keys(settings, keys)
-    asgi = build_http_app(settings, transport=transport)
+    factory = (lambda: app_factory(settings)) if app_factory is not None else None
+    asgi = build_http_app(settings, transport=transport, app_factory=factory)
     config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

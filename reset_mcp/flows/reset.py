@@ -135,7 +135,7 @@ class ResetService:
                     alert_queued = True
                     alert_rows = alerted.rows
         if limit.limited:
-            await d.deliver(alert_rows, wait=False)
+            await d.deliver(alert_rows)
             return ResetRequestResult(
                 request_id=send.id,
                 status=SendStatus.RATE_LIMITED,
@@ -144,8 +144,9 @@ class ResetService:
                 risk=report.risk,
                 alert_queued=alert_queued,
             )
-        delivery = await d.deliver(gated.rows)
-        await d.deliver(alert_rows, wait=False)  # the call's wait is the reset email's
+        until = d.send_deadline()  # one wait for the call's emails, however many
+        delivery = await d.deliver(gated.rows, until=until)
+        await d.deliver(alert_rows, until=until)
         status = gated.status
         if status == SendStatus.QUEUED and delivery is not None:
             status = _ANSWERED.get(delivery.status, status)

@@ -138,14 +138,21 @@ class Dispatcher:
     async def running(self) -> AsyncIterator[None]:
         """The task group deliveries run in, with the lease keeper; `build_app` enters it.
         On exit what is still in flight is cancelled (`wait_idle` first for a graceful stop)."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.leases.run)
-            self._tg = tg
-            try:
-                yield
-            finally:
-                self._tg = None
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.leases.run)
+                self._tg = tg
+                try:
+                    yield
+                finally:
+                    self._tg = None
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task group wraps what the body raised (its tasks catch their own errors):
+            # callers of `build_app` get the error the body raised, as they did before.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0]  # noqa: B904 - the group is only the wrapping
+            raise
 
     def submit(self, row: OutboxRow, *, slot_wait: float) -> Ticket:
         """Deliver a row a flow just wrote (leased to its own attempt), in the background.

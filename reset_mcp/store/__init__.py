@@ -260,6 +260,11 @@ class Store(Protocol):
 
     async def ping(self) -> None: ...
 
+    def write_problem(self) -> str | None:
+        """Why writes are failing now (a recent failure for the store's own reason, no
+        write committed since; a full disk), in a fixed text safe to show anyone; else None."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -32,6 +32,7 @@ from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import StoreError, StoreFullError, StoreUnavailableError
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
+from reset_mcp.store.health import WriteHealth
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
 from reset_mcp.store.urls import hide_url_secrets, url_for_display
@@ -48,6 +49,11 @@ CLOSE_TIMEOUT = 10.0
 # "database": outbox leases and due times by the server's clock (instances' clocks may
 # differ); "caller": as the callers' `now` gives them (tests driving a fake clock).
 Clock = Literal["database", "caller"]
+# SQLSTATE classes (and codes) that say the database itself is failing, not the statement:
+# connection, insufficient resources (disk full), operator intervention, system error,
+# internal error; and a read-only transaction (a failover left us on a replica).
+_FAILING = frozenset({"08", "53", "57", "58", "XX"})
+_READ_ONLY = "25006"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -85,32 +91,57 @@ def _wrap(exc: BaseException, what: str = "database error") -> StoreError:
     return StoreError(f"{what}: {type(exc).__name__}: {text or exc}")
 
 
+def _failing(exc: BaseException) -> bool:
+    """The database (or the link to it) is failing, rather than this statement."""
+    if not isinstance(exc, asyncpg.PostgresError):
+        return True  # the connection was lost (InterfaceError, OSError)
+    state = getattr(exc, "sqlstate", None) or ""
+    return state[:2] in _FAILING or state == _READ_ONLY
+
+
 class _PgTx(SqlTx):
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: asyncpg.Connection, audit_key: AuditKey | None = None, *, db_clock: bool = True) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        audit_key: AuditKey | None = None,
+        *,
+        db_clock: bool = True,
+        health: WriteHealth | None = None,
+    ) -> None:
         self._conn = conn
         self.audit_key = audit_key
         self.db_clock = db_clock
+        self._health = health
+        self.wrote = False  # a statement changed rows: its commit shows writes work
+
+    def _error(self, exc: BaseException) -> StoreError:
+        error = _wrap(exc)
+        if self._health is not None and _failing(exc):
+            self._health.failed(error)
+        return error
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
         try:
             status = await self._conn.execute(to_pg(sql), *args)
         except DRIVER_ERRORS as exc:
-            raise _wrap(exc) from exc
-        return rowcount(status)
+            raise self._error(exc) from exc
+        count = rowcount(status)
+        self.wrote = self.wrote or count > 0
+        return count
 
     async def _one(self, sql: str, args: Sequence[Any] = ()) -> c.Row | None:
         try:
             return await self._conn.fetchrow(to_pg(sql), *args)  # type: ignore[no-any-return]
         except DRIVER_ERRORS as exc:
-            raise _wrap(exc) from exc
+            raise self._error(exc) from exc
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[c.Row]:
         try:
             return list(await self._conn.fetch(to_pg(sql), *args))
         except DRIVER_ERRORS as exc:
-            raise _wrap(exc) from exc
+            raise self._error(exc) from exc
 
     async def _lock_audit(self) -> None:
         # Held until commit: the next appender reads the last hash only after this one lands.
@@ -139,6 +170,7 @@ class PostgresStore:
         self.audit_key = audit_key
         self.anchor = anchor
         self.db_clock = clock == "database"
+        self.health = WriteHealth()  # for /healthz: writes failing for the database's own reasons
 
     @classmethod
     async def open(
@@ -170,11 +202,13 @@ class PostgresStore:
         try:
             return await self._pool.acquire(timeout=timeout)
         except TimeoutError as exc:
-            raise StoreUnavailableError(
-                f"no database connection within {timeout:g}s (pool of {self.pool_size} exhausted)"
+            raise self.health.failed(
+                StoreUnavailableError(
+                    f"no database connection within {timeout:g}s (pool of {self.pool_size} exhausted)"
+                )
             ) from exc
         except DRIVER_ERRORS as exc:
-            raise _wrap(exc, f"cannot connect to {self.url_for_display}") from exc
+            raise self.health.failed(_wrap(exc, f"cannot connect to {self.url_for_display}")) from exc
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:
@@ -186,17 +220,22 @@ class PostgresStore:
     async def transaction(self) -> AsyncIterator[SqlTx]:
         conn = await self._acquire()
         try:
-            tx = _PgTx(conn, self.audit_key, db_clock=self.db_clock)
+            tx = _PgTx(conn, self.audit_key, db_clock=self.db_clock, health=self.health)
             try:
                 async with conn.transaction():
                     yield tx
             except DRIVER_ERRORS as exc:  # BEGIN, COMMIT or ROLLBACK failed
-                raise _wrap(exc, "transaction failed") from exc
+                raise self.health.failed(_wrap(exc, "transaction failed")) from exc
             # Committed (an error above skips this): the chain's new head may be anchored.
             if tx.audit_head is not None and self.anchor is not None:
                 self.anchor.record(*tx.audit_head)
+            if tx.wrote:
+                self.health.committed()
         finally:
             await self._release(conn)
+
+    def write_problem(self) -> str | None:
+        return self.health.problem()  # for /healthz (store/health.py)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[SqlTx]:

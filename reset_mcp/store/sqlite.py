@@ -6,22 +6,21 @@ a time, concurrent ones share a COMMIT (group commit, see `transaction`), and
 approving on the same file) waits instead of failing half-way. WAL keeps readers and
 the single writer out of each other's way.
 
-Statements run on the event loop's thread, not in a worker thread: each one is far
-cheaper on a local file than a hand-off to a thread and back (what aiosqlite does for
-every execute, fetch and close; bench/README.md's floor row compares them), and a reset
-runs about twenty statements. What could block the loop for long
-is waiting for another process's write lock, so that wait happens here, in
-`BEGIN IMMEDIATE` retried with `anyio.sleep` (`sqlite_lock`), with the in-process lock
-released so reads never queue behind it, until the call's deadline (`StoreBusyError`).
-Outbox leases and due times are the callers' `now`: one file, one host, one clock.
-Commits in WAL mode with `synchronous=NORMAL` do not fsync; checkpoints do (copying
-the WAL back into the database file, then an fsync; `sqlite_space` on a full disk).
-SQLite's default runs one inside the commit that crosses 1,000 WAL pages;
-`WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies
-each page once however often it was rewritten (the same index pages, every reset), the
-copying shrinks too. The checkpoint stays inside a commit on purpose: one run from
-another thread while this connection keeps writing never catches up, so the WAL never
-restarts and grows without bound. `journal_size_limit` trims the file after a restart.
+Statements run on the event loop's thread, not in a worker thread: each one is far cheaper
+on a local file than a hand-off to a thread and back (what aiosqlite does for every execute,
+fetch and close; bench/README.md's floor row compares them), and a reset runs about twenty
+statements. What could block the loop for long is waiting for another process's write lock,
+so that wait happens here, in `BEGIN IMMEDIATE` retried with `anyio.sleep` (`sqlite_lock`),
+with the in-process lock released so reads never queue behind it, until the call's deadline
+(`StoreBusyError`, noted for /healthz). Outbox leases and due times are the callers' `now`:
+one file, one host, one clock. Commits in WAL mode with `synchronous=NORMAL` do not fsync;
+checkpoints do (copying the WAL back into the database file, then an fsync; `sqlite_space`
+on a full disk). SQLite's default runs one inside the commit that crosses 1,000 WAL pages;
+`WAL_AUTOCHECKPOINT` makes that ten times rarer, and since a checkpoint copies each page
+once however often it was rewritten (the same index pages, every reset), the copying shrinks
+too. The checkpoint stays inside a commit on purpose: one run from another thread while this
+connection keeps writing never catches up, so the WAL never restarts and grows without
+bound. `journal_size_limit` trims the file after a restart.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ import anyio.lowlevel
 
 from reset_mcp.audit import AuditKey
 from reset_mcp.audit_anchor import AuditAnchor
-from reset_mcp.errors import StoreBusyError, StoreError
+from reset_mcp.errors import StoreError
 from reset_mcp.private import DIR_MODE, create_private_file, tighten
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
@@ -52,8 +51,6 @@ LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's wr
 BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
 WAL_AUTOCHECKPOINT = 10_000  # pages (4 kB): checkpoint about every 40 MB of WAL, not every 4 MB
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoint restarts it
-
-
 log = logging.getLogger("reset_mcp.store")
 
 
@@ -179,7 +176,7 @@ class SqliteStore:
                     return True
                 self._lock.release()
                 if time.monotonic() >= deadline:
-                    raise StoreBusyError(f"the database is busy: another process held its write lock {limit:g}s")
+                    raise self._space.busy(limit)
                 blocking = False
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -301,7 +298,7 @@ class SqliteStore:
         if group.error is not None and self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
         group.done.set()
-        self._space.after_commit()  # no transaction open here: a checkpoint may run
+        self._space.after_commit(group.error is None)  # no transaction open here: a checkpoint may run
 
     async def migrate(self) -> list[str]:
         applied: list[str] = []
@@ -322,6 +319,9 @@ class SqliteStore:
                 )
                 applied.append(f"{version}: {name}")
         return applied
+
+    def write_problem(self) -> str | None:
+        return self._space.problem()  # busy, full, failing (store/health.py), for /healthz
 
     async def ping(self) -> None:
         try:

@@ -23,8 +23,14 @@ import logging
 import os
 import sqlite3
 
-from reset_mcp.errors import StoreError, StoreFullError
+from reset_mcp.errors import StoreBusyError, StoreError, StoreFullError
+from reset_mcp.store.health import FULL, WriteHealth
 
+# Primary result codes that say the store itself is failing, not the statement.
+HEALTH_CODES = frozenset(
+    {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY}
+    | {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PROTOCOL}
+)
 LOW_SPACE_BYTES = 96 * 1024 * 1024  # below this much free space, keep the WAL short
 CHECK_EVERY_BYTES = 1024 * 1024  # WAL growth between two looks at the free space
 
@@ -44,6 +50,7 @@ class SpaceWatch:
         self._wal = f"{path}-wal" if self._dir else None
         self._checked_at = 0  # WAL size when the free space was last looked at
         self.full = False  # a write failed for lack of space; no checkpoint has succeeded since
+        self.health = WriteHealth()  # for /healthz: writes failing for the store's own reasons
 
     def free_bytes(self) -> int | None:
         if self._dir is None:
@@ -55,17 +62,35 @@ class SpaceWatch:
         return st.f_bavail * st.f_frsize
 
     def error(self, exc: sqlite3.Error, what: str) -> StoreError:
-        """The store error for a failed statement or commit: `StoreFullError` for no space."""
+        """The store error for a failed statement or commit: `StoreFullError` for no space.
+        A failure of the store's own (I/O, busy, read-only, ...) is noted for /healthz; a
+        constraint a caller broke is not."""
         if not is_full(exc):
-            return StoreError(f"{what}: {exc}")
+            error = StoreError(f"{what}: {exc}")
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code
+            return self.health.failed(error) if code in HEALTH_CODES else error
         self.full = True
         free = self.free_bytes()
         shown = f" ({free // 1024} kB free)" if free is not None else ""
         log.error("SQLite: the disk is full%s; nothing can be written until space is freed", shown)
-        return StoreFullError(f"the disk under the database is full{shown}; writes resume once space is freed")
+        return self.health.failed(
+            StoreFullError(f"the disk under the database is full{shown}; writes resume once space is freed")
+        )
 
-    def after_commit(self) -> None:
+    def busy(self, waited: float) -> StoreBusyError:
+        """Another process held the write lock past this write's deadline."""
+        error = StoreBusyError(f"the database is busy: another process held its write lock {waited:g}s")
+        self.health.failed(error)
+        return error
+
+    def problem(self) -> str | None:
+        """Why writes are failing now (`WriteHealth`), or None."""
+        return FULL if self.full else self.health.problem()
+
+    def after_commit(self, committed: bool = True) -> None:
         """Run with no transaction open (after a COMMIT or ROLLBACK), under the store's lock."""
+        if committed:
+            self.health.committed()
         if self._wal is None:
             return
         if not self.full:

@@ -86,9 +86,11 @@ async def test_a_full_disk_is_said_as_such_and_writes_resume_once_space_is_freed
                 await tx.insert_send(send(i))
     assert isinstance(caught.value, StoreFullError), caught.value
     assert "disk" in str(caught.value) and "full" in str(caught.value)
+    assert store.write_problem() == "disk full: writes fail until space is freed"  # what /healthz says
     filler.unlink()
     async with store.transaction() as tx:  # no restart needed
         await tx.insert_send(send("after"))
+    assert store.write_problem() is None
     async with store.reading() as tx:
         assert await tx.get_send("req_after") is not None
     await store.aclose()

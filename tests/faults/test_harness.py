@@ -105,9 +105,12 @@ def test_tally_counts_by_message_id() -> None:
         {"message_id": "<c>", "outcome": "accepted"},
         {"message_id": "<x>", "outcome": "accepted"},
         {"message_id": "<d>", "outcome": "hung"},
+        {"message_id": "<e>", "outcome": "refused"},  # a 451: the sink did not keep it
+        {"message_id": "<e>", "outcome": "accepted"},
+        {"message_id": "<f>", "outcome": "refused"},  # a 550: the row ended failed
     ]
-    tally = Tally.of(["<a>", "<b>", "<c>", "<d>"], records)
-    assert (tally.accepted, tally.delivered, tally.duplicated, tally.lost) == (4, 3, 1, 1)
+    tally = Tally.of(["<a>", "<b>", "<c>", "<d>", "<e>", "<f>"], records, failed=["<f>"])
+    assert (tally.accepted, tally.delivered, tally.duplicated, tally.lost) == (6, 4, 1, 1)
     assert (tally.maybe_duplicated, tally.unexpected) == (2, 1)
     assert "duplicated=1" in tally.line()
 

@@ -13,7 +13,9 @@ import anyio
 import asyncpg
 import httpx
 import pytest
+from mcp import MCPError
 
+from reset_mcp.errors import STORE_UNAVAILABLE
 from tests.faults.pg_cluster import PgCluster
 from tests.faults.serving import http_server, reset_call, server_env
 from tests.faults.sink import FaultSink
@@ -100,17 +102,58 @@ async def test_requests_through_a_database_killed_and_restarted_lose_nothing(
     assert tally.lost == 0 and all(r["status"] == "sent" for r in rows)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 item 5: with PostgreSQL down an MCP call over HTTP is a bare 500")
-async def test_an_mcp_call_with_the_database_down_is_a_tool_error_not_a_500(
+async def test_with_the_database_down_every_route_answers_503_with_retry_after_never_500(
     tmp_path: Path, sink: FaultSink, pg_cluster: PgCluster, log: Path
 ) -> None:
+    # Issue 21 item 5: the SDK's key check used to let the store's error through, a bare 500.
     env = env_on(pg_cluster, tmp_path, sink)
     with http_server(env, log) as server:
         async with mcp_client(server.url, server.key) as client:
             assert not (await client.call_tool("request_password_reset", reset_call(0))).is_error
             pg_cluster.kill()
-            health = httpx.get(f"{server.url}/healthz", timeout=10)
-            with anyio.fail_after(15):
-                result = await client.call_tool("request_password_reset", reset_call(1))
+            with anyio.fail_after(15), pytest.raises(MCPError) as refused:
+                await client.call_tool("request_password_reset", reset_call(1))
+        auth = {"Authorization": f"Bearer {server.key}"}
+        call = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}}
+        accept = {"Accept": "application/json, text/event-stream"}
+        mcp = httpx.post(f"{server.url}/mcp", json=call, headers=auth | accept, timeout=15)
+        rest = httpx.post(f"{server.url}/v1/tokens/verify", json={"token": "x.y.z"}, headers=auth, timeout=15)
+        health = httpx.get(f"{server.url}/healthz", timeout=15)
+    said = log.read_text()
+    print(f"PostgreSQL down: MCP call -> {refused.value}; POST /mcp {mcp.status_code}; REST {rest.status_code}")
+    assert str(refused.value) == STORE_UNAVAILABLE  # the documented text, shown by the SDK client
+    assert (mcp.status_code, mcp.headers.get("retry-after")) == (503, "5")
+    assert mcp.json()["error"]["message"] == STORE_UNAVAILABLE
+    assert (rest.status_code, rest.headers.get("retry-after"), rest.json()) == (503, "5", {"error": STORE_UNAVAILABLE})
     assert health.status_code == 503
-    assert result.is_error and "database" in str(result.content)
+    assert "Exception in ASGI application" not in said  # (asyncpg's pool logs its reconnect tries with tracebacks)
+
+
+async def test_a_call_whose_writes_fail_after_its_key_was_checked_is_a_tool_error(
+    tmp_path: Path, sink: FaultSink, pg_cluster: PgCluster, log: Path
+) -> None:
+    # The database answers reads (the key check) but refuses writes: a failover that left
+    # the server on a read-only replica. The call is the documented tool error.
+    env = env_on(pg_cluster, tmp_path, sink)
+    with http_server(env, log) as server:
+        async with mcp_client(server.url, server.key) as client:
+            assert not (await client.call_tool("request_password_reset", reset_call(0))).is_error
+            await admin_sql(
+                pg_cluster, "ALTER SYSTEM SET default_transaction_read_only = on", "SELECT pg_reload_conf()"
+            )
+            await anyio.sleep(0.5)  # every session re-reads the configuration
+            result = await client.call_tool("request_password_reset", reset_call(1))
+            health = httpx.get(f"{server.url}/healthz", timeout=10)  # reads work, writes do not
+            await admin_sql(pg_cluster, "ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()")
+    assert result.is_error and STORE_UNAVAILABLE in str(result.content)
+    assert health.status_code == 503 and health.json()["reason"].startswith("writes failing")
+    assert "Exception in ASGI application" not in log.read_text()
+
+
+async def admin_sql(cluster: PgCluster, *statements: str) -> None:
+    conn = await asyncpg.connect(cluster.url(), timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()

@@ -102,3 +102,63 @@ async def test_a_link_dropped_after_the_data_is_retried_after_backoff_with_the_s
     ]
     assert records[1]["t"] - answered >= 0.4  # after the backoff (at least half of 1 s), not at once
     assert (tally.delivered, tally.lost, row["status"], row["attempts"]) == (1, 0, "sent", 2)
+
+
+async def test_a_hung_smtp_server_costs_a_call_only_the_send_wait(tmp_path: Path, sink: FaultSink, log: Path) -> None:
+    # Issue 21 item 2: the server takes the message and never answers. The call answers
+    # `queued` at the send wait; the delivery times out (SMTP_TIMEOUT), may have arrived,
+    # and goes again after the backoff with the same Message-ID.
+    data = tmp_path / "data"
+    sink.set("hang", times=1)
+    fast = {"RESET_MCP_SMTP_TIMEOUT_SECONDS": "4", "RESET_MCP_DELIVERY_BACKOFF_SECONDS": "1"}
+    env = server_env(data, sink.port, RESET_MCP_DELIVERY_BACKOFF_MAX_SECONDS="2", **fast)
+    async with stdio_server(env, log) as (client, _):
+        started = time.monotonic()
+        result = await client.call_tool("request_password_reset", reset_call(0))
+        elapsed = time.monotonic() - started
+        listed = time.monotonic()
+        await client.list_tools()  # the server goes on answering meanwhile
+        listed = time.monotonic() - listed
+        rows = await settle(data / "reset-mcp.db", sink)
+    [row] = rows
+    tally = Tally.of([row["message_id"]], sink.records())
+    out = result.structured_content
+    print(
+        f"hung SMTP server: the call answered {out['status']}/{out['delivery']['status']} in {elapsed:.1f} s;",
+        tally.line(),
+    )
+    assert elapsed < 3 + 1.5 and listed < 1.0
+    assert (out["status"], out["delivery"]["status"]) == ("queued", "sending")
+    assert [r["outcome"] for r in sink.records()] == ["hung", "accepted"]
+    assert (tally.delivered, tally.duplicated, tally.lost, row["status"], row["attempts"]) == (1, 0, 0, "sent", 2)
+
+
+async def test_451_is_retried_and_every_email_arrives_once(tmp_path: Path, sink: FaultSink, log: Path) -> None:
+    data = tmp_path / "data"
+    sink.set("reply", reply="451 4.3.0 try again later", times=3)
+    backoff = {"RESET_MCP_DELIVERY_BACKOFF_SECONDS": "0.5", "RESET_MCP_DELIVERY_BACKOFF_MAX_SECONDS": "1"}
+    async with stdio_server(server_env(data, sink.port, **backoff), log) as (client, _):
+        answers = [await client.call_tool("request_password_reset", reset_call(i)) for i in range(5)]
+        rows = await settle(data / "reset-mcp.db", sink)
+    tally = Tally.of([r["message_id"] for r in rows], sink.records())
+    print("SMTP 451 for the first 3 messages:", tally.line())
+    statuses = [a.structured_content["status"] for a in answers]
+    assert statuses == ["queued"] * 3 + ["sent"] * 2
+    assert (tally.accepted, tally.delivered, tally.duplicated, tally.lost, tally.maybe_duplicated) == (5, 5, 0, 0, 0)
+    assert all(r["status"] == "sent" for r in rows)
+
+
+async def test_550_fails_visibly_at_once_and_nothing_is_sent_twice(tmp_path: Path, sink: FaultSink, log: Path) -> None:
+    data = tmp_path / "data"
+    sink.set("reply", reply="550 5.1.1 no such user", times=1)
+    async with stdio_server(server_env(data, sink.port), log) as (client, _):
+        answers = [await client.call_tool("request_password_reset", reset_call(i)) for i in range(2)]
+        rows = await settle(data / "reset-mcp.db", sink)
+    failed = [r["message_id"] for r in rows if r["status"] == "failed"]
+    tally = Tally.of([r["message_id"] for r in rows], sink.records(), failed=failed)
+    print("SMTP 550 for the first message:", tally.line(), f"failed={len(failed)}")
+    first = answers[0].structured_content
+    assert first["status"] == "failed" and "550" in first["delivery"]["error"]
+    assert answers[1].structured_content["status"] == "sent"
+    assert (tally.delivered, tally.duplicated, tally.lost, len(failed)) == (1, 0, 0, 1)
+    assert len(sink.records()) == 2  # the refused one was not tried again

@@ -36,7 +36,7 @@ from reset_mcp.config import Settings
 from reset_mcp.errors import ConfigError, ResetMCPError, refusal
 from reset_mcp.server.admin.session import redact_access_log
 from reset_mcp.server.admin.site import AdminSite
-from reset_mcp.server.http.auth import AppHolder, HTTPProblem, KeyAuth, KeyVerifier
+from reset_mcp.server.http.auth import AppHolder, CheckedVerifier, HTTPProblem, KeyAuth, KeyCheck, KeyVerifier
 from reset_mcp.server.http.guard import WholeBody
 from reset_mcp.server.http.oauth_wiring import mcp_auth
 from reset_mcp.server.http.rest import build_routes
@@ -127,7 +127,7 @@ def build_http_app(
     server = build_server(
         lend_app,
         count_calls=lambda: holder.get().metrics,  # None: an embedding app's factory asked for none
-        token_verifier=auth.verifier,
+        token_verifier=CheckedVerifier(auth.verifier),  # KeyCheck's answer for the request, if any
         auth=auth.settings,
     )
     session_manager: Any = None
@@ -175,7 +175,12 @@ def build_http_app(
     routes = build_routes(holder, KeyAuth(auth.verifier), metrics_need_key=not is_loopback(settings.http_host))
     return Starlette(
         # The RFC 9728 metadata first: it wins over the SDK's own copy inside the MCP app.
-        routes=[*auth.routes, *routes, *admin.routes(), Mount("/", app=WholeBody(mcp_app))],
+        routes=[
+            *auth.routes,
+            *routes,
+            *admin.routes(),
+            Mount("/", app=KeyCheck(WholeBody(mcp_app), auth.verifier, holder)),
+        ],
         middleware=[Middleware(HostCheck, security=security)],
         exception_handlers={HTTPProblem: problem, ResetMCPError: problem, ClientDisconnect: gone},
         lifespan=lifespan,

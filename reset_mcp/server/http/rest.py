@@ -6,11 +6,13 @@ and call the service; what they raise is answered by the HTTP app's exception ha
     400 bad JSON (or nested over 32 levels) / missing field / InvalidInputError    401 no or wrong key
     403 scope missing, or the requesting key deciding    404 NotFoundError
     409 ConflictError (already decided)                  413 body over 64 KiB
-    429 too many failed verifications (Retry-After)      503 StoreError (database unavailable)
+    429 too many failed verifications (Retry-After)      503 StoreError (database unavailable,
+                                                             busy or full; Retry-After)
 
 Failed token checks are throttled by the service (`policy.throttle.RedeemThrottle`), per
 (key, client network): the client is the end user's `ip` when the app passes it, else
-the connection's address.
+the connection's address. Every keyed route runs within the App's call bounds
+(`bounds.CallBounds`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
@@ -94,7 +97,9 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
 
     def keyed(scope: str | None, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            return await handler(request, await auth.caller(request, scope))
+            app = holder.app  # None before the lifespan: the key check answers 401
+            with app.bounds.applied() if app is not None else nullcontext():  # the key check and the call
+                return await handler(request, await auth.caller(request, scope))
 
         return endpoint
 
@@ -145,6 +150,8 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
         return JSONResponse(summary.model_dump(mode="json"))
 
     async def healthz(request: Request) -> Response:
+        """The database answers, and its writes are not failing (store/health.py): a load
+        balancer takes an instance out while it can read but not write."""
         app = holder.app
         try:
             if app is None:
@@ -153,7 +160,11 @@ def build_routes(holder: AppHolder, auth: KeyAuth, *, metrics_need_key: bool) ->
                 await app.store.ping()
         except Exception as exc:  # any failure means "not healthy"; the reason goes to the log only
             log.warning("health check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
+            return JSONResponse({"status": "unavailable", "reason": "database unavailable"}, status_code=503)
+        problem = app.store.write_problem()
+        if problem is not None:
+            log.warning("health check: %s", problem)
+            return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def scrape(request: Request, caller: Caller | None = None) -> Response:

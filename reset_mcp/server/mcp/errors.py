@@ -1,12 +1,16 @@
 """Tool registration and tool errors: domain errors become tool errors the model can read.
 
 `Tools` registers each tool with its docstring dedented (descriptions read cleanly in
-clients) and its icon (icons.py), and remembers the names, so metrics label only real tools. `tool_errors()`
-turns any `ResetMCPError` into `ToolError(refusal(exc).message)`; nothing else leaks.
+clients) and its icon (icons.py), and remembers the names, so metrics label only real
+tools; each tool's body runs within the App's call bounds (`bounds.CallBounds`: one
+deadline for its store waits, a hard bound on the whole), after any confirmation question
+was answered. `tool_errors()` turns any `ResetMCPError` into
+`ToolError(refusal(exc).message)`; nothing else leaks.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +44,22 @@ class Tools:
         def decorate(fn: F) -> F:
             self.names.add(fn.__name__)
             kwargs.setdefault("icons", tool_icon(fn.__name__))
-            return self.server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(fn)  # type: ignore[no-any-return]
+            bounded = _bounded(fn)
+            return self.server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(bounded)  # type: ignore[no-any-return]
 
         return decorate
+
+
+def _bounded(fn: F) -> F:
+    """`fn` run within its App's call bounds. The signature (and so the tool's schema, and
+    where the SDK passes the context) is `fn`'s own, through `functools.wraps`."""
+    if "ctx" not in inspect.signature(fn).parameters:
+        raise TypeError(f"tool {fn.__name__} must take `ctx: Context` (its bounds come from the App)")
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        app = kwargs["ctx"].request_context.lifespan_context
+        with tool_errors(), app.bounds.applied():
+            return await fn(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
