@@ -16,8 +16,11 @@ ResetStatus = Literal["sent", "queued", "pending_approval", "blocked", "rate_lim
 
 class DeliveryInfo(BaseModel):
     backend: str = Field(description="Email backend that handled the message.")
-    status: str = Field(description="sent | pending (will retry) | failed | expired | cancelled")
-    elapsed_ms: float | None = Field(None, description="Time to hand the message to the backend.")
+    status: str = Field(
+        description="sent | pending (will retry) | failed | expired | cancelled | sending (still in flight when "
+        "the call stopped waiting, RESET_MCP_SEND_WAIT_SECONDS; the worker finishes it)"
+    )
+    elapsed_ms: float | None = Field(None, description="Time to hand the message to the backend (or waited so far).")
     attempts: int = 0
     error: str | None = None
 
