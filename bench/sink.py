@@ -2,6 +2,7 @@
 the code being measured.
 
     python -m bench.sink --port 0 --control 0      # prints "READY <smtp port> <control port>"
+    python -m bench.sink --delay 0.2               # answer each message's DATA after 200 ms
 
 It accepts every message (plain SMTP on 127.0.0.1, a minimal server written for
 throughput, see `SmtpSinkProtocol`) and records, for each one,
@@ -93,8 +94,10 @@ class SmtpSinkProtocol(asyncio.Protocol):
     one search for the terminating CRLF.CRLF, whatever its size.
     """
 
-    def __init__(self, rec: Recorder) -> None:
+    def __init__(self, rec: Recorder, delay: float = 0.0) -> None:
         self.rec = rec
+        self.delay = delay  # seconds before a message's 250 (a slow server), during which nothing else is read
+        self.answering = False
         self.buf = bytearray()
         self.in_data = False
         self.scan_from = 0
@@ -108,7 +111,7 @@ class SmtpSinkProtocol(asyncio.Protocol):
 
     def data_received(self, chunk: bytes) -> None:
         self.buf += chunk
-        while self.transport is not None:
+        while self.transport is not None and not self.answering:
             if self.in_data:
                 if self.buf.startswith(b".\r\n"):  # an empty message
                     end, body = 0, b""
@@ -121,9 +124,13 @@ class SmtpSinkProtocol(asyncio.Protocol):
                     end += 2
                 del self.buf[: end + 3]
                 self.in_data, self.scan_from = False, 0
-                self.rec.accept(body, self.rcpts, time.monotonic())
+                if self.delay:
+                    self.answering = True
+                    asyncio.get_running_loop().call_later(self.delay, self._accept, body, self.rcpts)
+                    self.rcpts = []
+                    return
+                self._accept(body, self.rcpts)
                 self.rcpts = []
-                self.transport.write(b"250 2.0.0 Message accepted for delivery\r\n")
                 continue
             nl = self.buf.find(b"\r\n")
             if nl < 0:
@@ -131,6 +138,15 @@ class SmtpSinkProtocol(asyncio.Protocol):
             line = bytes(self.buf[:nl]).decode("utf-8", "replace")
             del self.buf[: nl + 2]
             self.command(line)
+
+    def _accept(self, body: bytes, rcpts: list[str]) -> None:
+        self.answering = False
+        if self.transport is None:  # the client left before the answer: not accepted
+            return
+        self.rec.accept(body, rcpts, time.monotonic())
+        self.transport.write(b"250 2.0.0 Message accepted for delivery\r\n")
+        if self.delay and self.buf:
+            self.data_received(b"")  # what arrived meanwhile
 
     def command(self, line: str) -> None:
         assert self.transport is not None
@@ -212,10 +228,10 @@ async def _control(rec: Recorder, reader: asyncio.StreamReader, writer: asyncio.
         writer.close()
 
 
-async def serve(port: int, control_port: int) -> None:
+async def serve(port: int, control_port: int, delay: float = 0.0) -> None:
     rec = Recorder()
     loop = asyncio.get_running_loop()
-    smtp = await loop.create_server(lambda: SmtpSinkProtocol(rec), host=HOST, port=port, backlog=1024)
+    smtp = await loop.create_server(lambda: SmtpSinkProtocol(rec, delay), host=HOST, port=port, backlog=1024)
     ctl = await asyncio.start_server(lambda r, w: _control(rec, r, w), host=HOST, port=control_port)
     smtp_port = smtp.sockets[0].getsockname()[1]
     ctl_port = ctl.sockets[0].getsockname()[1]
@@ -229,8 +245,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description="benchmark SMTP sink")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--control", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0.0, help="seconds before answering each message")
     args = p.parse_args()
-    asyncio.run(serve(args.port, args.control))
+    asyncio.run(serve(args.port, args.control, args.delay))
 
 
 # The parent's side -----------------------------------------------------------------------
@@ -253,17 +270,17 @@ class SinkRecords:
 class SinkProcess:
     """Start the sink as a child process; `with SinkProcess() as sink:` stops it after."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.control_port = 0
+        self.delay = delay
 
     def start(self) -> SinkProcess:
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.sink"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root
-        )
+        argv = [sys.executable, "-m", "bench.sink"] + (["--delay", str(self.delay)] if self.delay else [])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().split()
         if not line or line[0] != "READY":
