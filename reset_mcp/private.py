@@ -34,6 +34,16 @@ def create_private_file(path: Path) -> None:
         tighten(path)
 
 
+def private_database(path: Path) -> None:
+    """A SQLite database file created 0600 before SQLite opens it: SQLite gives its WAL and
+    shared-memory files the database file's mode, so they are 0600 too, whatever the umask.
+    A file an older version left readable by others is tightened, with its WAL and SHM."""
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # a folder of its own: 0700 if new
+    create_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
+
+
 def open_private(path: Path) -> int:
     """A new file at `path`, mode 0600, open for writing (a stale one is replaced)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)

@@ -39,7 +39,7 @@ import anyio.lowlevel
 from reset_mcp.audit import AuditKey
 from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import StoreError
-from reset_mcp.private import DIR_MODE, create_private_file, tighten
+from reset_mcp.private import private_database
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
@@ -52,16 +52,6 @@ BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment i
 WAL_AUTOCHECKPOINT = 10_000  # pages (4 kB): checkpoint about every 40 MB of WAL, not every 4 MB
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoint restarts it
 log = logging.getLogger("reset_mcp.store")
-
-
-def _private_database(path: Path) -> None:
-    """The database file created 0600 before SQLite opens it: SQLite gives its WAL and
-    shared-memory files the database file's mode, so they are 0600 too, whatever the umask.
-    A file an older version left readable by others is tightened, with its WAL and SHM."""
-    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # a folder of its own: 0700 if new
-    create_private_file(path)
-    for suffix in ("-wal", "-shm", "-journal"):
-        tighten(path.with_name(path.name + suffix))
 
 
 class _SqliteTx(SqlTx):
@@ -129,7 +119,7 @@ class SqliteStore:
             path = ":memory:"
         try:
             if path != ":memory:":
-                _private_database(Path(path).expanduser())  # noqa: ASYNC240 - once, at open
+                private_database(Path(path).expanduser())  # noqa: ASYNC240 - once, at open
             # isolation_level=None: we issue BEGIN/COMMIT ourselves. The connection is used
             # by one task at a time (the lock), whichever thread runs this store's loop.
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -197,8 +187,7 @@ class SqliteStore:
         durable (so an email never leaves before its row is committed); a body that
         raises rolls back to its savepoint and leaves the other bodies' work alone; a
         failed COMMIT fails every member. Alone, a transaction costs one loop iteration
-        more than a plain BEGIN/COMMIT. Bodies run one at a time
-        (the lock), in the order they commit.
+        more than a plain BEGIN/COMMIT. Bodies run one at a time (the lock), in the order they commit.
         """
         leader = await self._open()  # holds self._lock from here
         group = self._group
