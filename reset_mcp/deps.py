@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 
+from reset_mcp.bounds import answer_by
 from reset_mcp.canonical import Canon
 from reset_mcp.clock import Clock
 from reset_mcp.context import GeoLocator
@@ -74,8 +75,11 @@ class Deps:
         await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)
 
     def send_deadline(self) -> float:
-        """When a call that starts sending now stops waiting for its emails (monotonic)."""
-        return anyio.current_time() + self.send_wait
+        """When a call that starts sending now stops waiting for its emails (anyio's clock):
+        `send_wait` from now, or earlier if the call's bound comes first (`bounds.answer_by`)."""
+        until = anyio.current_time() + self.send_wait
+        bound = answer_by()
+        return until if bound is None else min(until, bound)
 
     async def deliver(self, rows: list[OutboxRow], *, until: float | None = None) -> DeliveryInfo | None:
         """The fast path: hand freshly released rows to the dispatcher, and report the first.

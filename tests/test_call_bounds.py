@@ -120,3 +120,51 @@ def test_a_rest_call_on_a_hung_database_ends_at_its_bound_with_503(settings_fact
     assert (response.status_code, response.headers.get("retry-after")) == (503, "5")
     assert response.json() == {"error": STORE_UNAVAILABLE}
     assert took < 0.5 + 0.2 + SLACK_SECONDS + 1.5
+
+
+class SlowStore(HangingStore):
+    """The first write transaction after `slow` is set takes `slow` seconds, then commits."""
+
+    slow = 0.0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        pause, self.slow = self.slow, 0.0
+        async with self._store.transaction() as tx:
+            yield tx
+            await anyio.sleep(pause)
+
+
+class StalledBackend(MemoryBackend):
+    """Answers only once `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = anyio.Event()
+
+    async def send(self, email: Any) -> Any:
+        await self.release.wait()
+        return await super().send(email)
+
+
+async def test_a_call_slowed_by_the_database_waits_less_for_its_email(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    # Its reset committed late (4 s of a 6 s bound): it answers `queued` by the bound
+    # rather than wait the full send wait and be cut with an error although its email goes.
+    settings = settings_factory(db_pool_timeout_seconds=1, send_wait_seconds=3)
+    real = await open_store(settings.effective_database_url)
+    slow, backend = SlowStore(real), StalledBackend()
+    try:
+        async with build_app(settings, store=slow, backend=backend, clock=FakeClock()) as app:  # type: ignore[arg-type]
+            async with client_for(app) as client:
+                slow.slow = 4.0
+                started = time.monotonic()
+                result = await client.call_tool("request_password_reset", reset_args())
+                took = time.monotonic() - started
+            backend.release.set()
+    finally:
+        await real.aclose()
+    assert not result.is_error, result.content
+    assert result.structured_content["status"] == "queued"
+    assert took < 1 + 3 + SLACK_SECONDS  # answered before the bound, not cut by it
