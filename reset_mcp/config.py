@@ -141,6 +141,19 @@ class Settings(BaseSettings):
         "found; keep it where a database writer cannot reach.",
     )
 
+    directory_url: str | None = Field(
+        None, description="Your app's account lookup endpoint (https; http only to loopback)."
+    )
+    directory_secret: SecretStr | None = Field(None, description="HMAC key signing directory lookups (32+ bytes).")
+    directory_sql: str | None = Field(None, description="One SELECT with :account, run read-only on your database.")
+    directory_database_url: str | None = Field(
+        None, description="sqlite:///path or postgresql://... that DIRECTORY_SQL reads."
+    )
+    directory_timeout_seconds: float = Field(5.0, gt=0, le=30, description="Whole lookup, retry included.")
+    trust_caller_recipient: bool = Field(
+        False, description="Without a directory, allow a public bind where the agent names the recipient."
+    )
+
     http_host: str = "127.0.0.1"
     http_port: int = Field(8765, ge=0, le=65535)
     allowed_hosts: str | None = Field(None, description="Comma-separated Host values for a public bind.")
@@ -279,6 +292,43 @@ class Settings(BaseSettings):
     def _cross_checks(self) -> Settings:
         if self.email_backend == "smtp" and not self.smtp_host:
             raise ValueError("RESET_MCP_SMTP_HOST is required with EMAIL_BACKEND=smtp")
+        return self
+
+    @field_validator("directory_url")
+    @classmethod
+    def _directory_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value
+        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
+            return value
+        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+
+    @field_validator("directory_secret")
+    @classmethod
+    def _directory_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (try: openssl rand -base64 48)")
+        return value
+
+    @field_validator("directory_database_url")
+    @classmethod
+    def _directory_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @model_validator(mode="after")
+    def _directory_checks(self) -> Settings:
+        # Each half alone is a directory that silently does nothing: refuse it at start.
+        if self.directory_url and self.directory_sql:
+            raise ValueError("set RESET_MCP_DIRECTORY_URL or RESET_MCP_DIRECTORY_SQL, not both")
+        if self.directory_url and self.directory_secret is None:
+            raise ValueError("RESET_MCP_DIRECTORY_SECRET is required with RESET_MCP_DIRECTORY_URL")
+        if bool(self.directory_sql) != bool(self.directory_database_url):
+            raise ValueError("RESET_MCP_DIRECTORY_SQL and RESET_MCP_DIRECTORY_DATABASE_URL go together")
         return self
 
     # Derived values -----------------------------------------------------------------

@@ -13,6 +13,7 @@
     │   │   ├── StoreBusyError     another process held the database's write lock past the deadline
     │   │   └── StoreTimeoutError  the database did not answer within the call's bound
     │   └── StoreFullError         the disk under the database is full
+    ├── DirectoryUnavailableError  the account directory could not answer (down, slow, odd answer)
     └── DeliveryError              an email backend failed
         ├── TransientDeliveryError worth retrying (timeouts, 4xx SMTP, HTTP 429/5xx)
         │   └── MaybeDeliveredError the link was lost after the message went out: it may have arrived
@@ -89,6 +90,12 @@ class StoreTimeoutError(StoreUnavailableError):
 
 class StoreFullError(StoreError):
     """The disk under the database is full: nothing could be written until space is freed."""
+
+
+class DirectoryUnavailableError(ResetMCPError):
+    """The app's account directory gave no usable answer: unreachable, timed out, refused
+    our request or answered in an unexpected shape. Not "no such account" (that is None).
+    Nothing is sent; the caller is told to try later."""
 
 
 class DeliveryError(ResetMCPError):
