@@ -146,7 +146,9 @@ class Settings(BaseSettings):
     )
     directory_secret: SecretStr | None = Field(None, description="HMAC key signing directory lookups (32+ bytes).")
     directory_sql: str | None = Field(None, description="One SELECT with :account, run read-only on your database.")
-    directory_database_url: str | None = Field(
+    # A SecretStr because the URL may carry the app database's password, and `doctor`
+    # prints every setting: a SecretStr is shown only as "set".
+    directory_database_url: SecretStr | None = Field(
         None, description="sqlite:///path or postgresql://... that DIRECTORY_SQL reads."
     )
     directory_timeout_seconds: float = Field(5.0, gt=0, le=30, description="Whole lookup, retry included.")
@@ -315,8 +317,9 @@ class Settings(BaseSettings):
 
     @field_validator("directory_database_url")
     @classmethod
-    def _directory_database_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+    def _directory_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else None
+        if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 

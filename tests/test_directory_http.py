@@ -191,6 +191,14 @@ def test_settings_refuse_a_half_configured_directory(env: dict[str, str], messag
     assert SECRET not in str(caught.value)
 
 
+def test_the_directory_database_password_is_never_shown_by_doctor() -> None:
+    from reset_mcp.doctor import mask
+
+    s = load_settings(directory_sql="SELECT 1", directory_database_url="postgresql://app:hunter2@db/app")
+    assert "hunter2" not in mask("directory_database_url", s.directory_database_url)
+    assert "hunter2" not in repr(s)
+
+
 def test_settings_accept_a_loopback_directory_and_default_to_not_trusting_the_caller() -> None:
     s = load_settings(directory_url="http://127.0.0.1:9000/lookup", directory_secret=SECRET)
     assert s.directory_url == "http://127.0.0.1:9000/lookup" and s.trust_caller_recipient is False
