@@ -117,7 +117,8 @@ MALFORMED = [
     (Reply(200, ["u-1", "alice@example.com"]), "must be a JSON object"),
     (Reply(200, {"user_id": "u-1"}), "lacks 'email'"),
     (Reply(200, {"email": "alice@example.com"}), "lacks 'user_id'"),
-    (Reply(200, {"user_id": 42, "email": "alice@example.com"}), "lacks 'user_id'"),
+    (Reply(200, {"user_id": 4.2, "email": "alice@example.com"}), "lacks 'user_id'"),
+    (Reply(200, {"user_id": True, "email": "alice@example.com"}), "lacks 'user_id'"),
     (Reply(200, {"user_id": "u-1\nBcc: x", "email": "alice@example.com"}), "'user_id' must be one line"),
     (Reply(200, {"user_id": "", "email": "alice@example.com"}), "'user_id' must be one line"),
     (Reply(200, {"user_id": "u-1", "email": "alice@example.com\r\nBcc: evil@example.net"}), "'email' is not a valid"),
@@ -149,6 +150,11 @@ async def test_optional_fields_that_fail_their_check_are_dropped(directory: Http
                     "timezone": "../../etc/passwd", "extra": {"ignored": True}})
     ]  # fmt: skip
     assert await directory.lookup("u-1") == Account("u-1", "a@example.com")
+
+
+async def test_a_numeric_user_id_is_read_as_its_decimal_text(directory: HttpDirectory, endpoint: Endpoint) -> None:
+    endpoint.script = [Reply(200, {"user_id": 42, "email": "a@example.com"})]
+    assert await directory.lookup("a@example.com") == Account("42", "a@example.com")
 
 
 @pytest.mark.parametrize("account", ["", "   ", "a\nb", "x" * 321])

@@ -136,6 +136,7 @@ async def test_postgres_finds_by_email_or_id_and_misses_cleanly(pg_users: str) -
         ("SELECT email FROM users WHERE email = :account", "must return user_id and email"),
         ("SELECT id::text AS user_id, email FROM users WHERE id = :account", ":account is compared as int8"),
         ("SELECT id::text AS user_id, email FROM nowhere WHERE email = :account", 'relation "nowhere" does not exist'),
+        ("SELECT id::text AS user_id, 1.5 AS email FROM users WHERE email = :account", "column email is numeric"),
     ],
 )
 async def test_postgres_refuses_wrong_columns_or_a_typed_parameter_at_start(
@@ -143,6 +144,15 @@ async def test_postgres_refuses_wrong_columns_or_a_typed_parameter_at_start(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         await open_directory(sql=sql, database_url=pg_users)
+
+
+@pytest.mark.postgres
+async def test_postgres_a_bigint_user_id_is_read_as_text(pg_users: str) -> None:
+    sql = "SELECT id AS user_id, email FROM users WHERE email = :account"
+    directory = await open_directory(sql=sql, database_url=pg_users)
+    assert directory is not None
+    assert await directory.lookup("bob@example.com") == BOB
+    await directory.aclose()
 
 
 @pytest.mark.postgres
@@ -287,3 +297,10 @@ async def test_sqlite_a_slow_query_is_interrupted_at_the_timeout(sqlite_users: s
     with pytest.raises(DirectoryUnavailableError, match=r"no answer within 0.3 seconds"):
         await directory.lookup("bob@example.com")
     assert time.monotonic() - start < 1.0
+
+
+async def test_sqlite_an_integer_user_id_is_read_as_text(sqlite_users: str) -> None:
+    sql = "SELECT id AS user_id, email FROM users WHERE email = :account"
+    directory = await open_directory(sql=sql, database_url=sqlite_users)
+    assert directory is not None
+    assert await directory.lookup("bob@example.com") == BOB

@@ -53,11 +53,16 @@ def account_from(data: Any, source: str) -> Account:
     """The answer as an `Account`; `source` names the directory in messages."""
     if not isinstance(data, Mapping):
         raise DirectoryUnavailableError(f"{source}: the answer must be a JSON object")
-    for key in REQUIRED:
-        if not isinstance(data.get(key), str):
-            raise DirectoryUnavailableError(f"{source}: the answer lacks '{key}' (a string)")
+    raw_id = data.get("user_id")
+    # A numeric id is as unambiguous as its decimal text (bool is an int to Python, not an id).
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    if not isinstance(raw_id, str):
+        raise DirectoryUnavailableError(f"{source}: the answer lacks 'user_id' (a string or an integer)")
+    if not isinstance(data.get("email"), str):
+        raise DirectoryUnavailableError(f"{source}: the answer lacks 'email' (a string)")
     try:
-        user_id = identifier(data["user_id"], "user_id", USER_ID_MAX)
+        user_id = identifier(raw_id, "user_id", USER_ID_MAX)
     except InvalidInputError:
         raise DirectoryUnavailableError(
             f"{source}: 'user_id' must be one line of 1 to {USER_ID_MAX} characters"

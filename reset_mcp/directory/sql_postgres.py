@@ -21,6 +21,7 @@ POOL_MAX = 4  # lookups are rare (a few per reset request); the app's database i
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # `::text` compares the way the app means; a typed parameter would make an email a driver error.
 TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext", "unknown"})
+INTEGER_TYPES = frozenset({"int2", "int4", "int8"})
 
 
 def _display(url: str) -> str:
@@ -69,7 +70,8 @@ class PostgresDirectory:
         try:
             async with self._pool.acquire() as conn:
                 statement = await conn.prepare(self._sql)
-                columns = [attribute.name for attribute in statement.get_attributes()]
+                attributes = statement.get_attributes()
+                columns = [attribute.name for attribute in attributes]
                 parameters = statement.get_parameters()
         except asyncpg.PostgresSyntaxError as exc:
             raise ConfigError(f"{SQL_VAR} does not run on this database: syntax error ({exc.sqlstate})") from exc
@@ -78,6 +80,10 @@ class PostgresDirectory:
         except DRIVER_ERRORS as exc:
             raise driver_error(exc) from exc
         check_columns(columns)
+        for attribute in attributes:
+            allowed = TEXT_TYPES | INTEGER_TYPES if attribute.name == "user_id" else TEXT_TYPES
+            if attribute.type.name not in allowed:
+                raise ConfigError(f"{SQL_VAR}: column {attribute.name} is {attribute.type.name}; return it as text")
         if len(parameters) != 1:
             raise ConfigError(f"{SQL_VAR} must use exactly one parameter, :account (found {len(parameters)})")
         if parameters[0].name not in TEXT_TYPES:
