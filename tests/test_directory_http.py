@@ -198,7 +198,7 @@ def test_settings_refuse_a_half_configured_directory(env: dict[str, str], messag
 
 
 def test_the_directory_database_password_is_never_shown_by_doctor() -> None:
-    from reset_mcp.doctor import mask
+    from reset_mcp.cli.doctor import mask
 
     s = load_settings(directory_sql="SELECT 1", directory_database_url="postgresql://app:hunter2@db/app")
     assert "hunter2" not in mask("directory_database_url", s.directory_database_url)

@@ -15,62 +15,11 @@ than one of a known account, which an agent could time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
-from reset_mcp.errors import ConfigError, InvalidInputError
-from reset_mcp.validation import single_line
+from reset_mcp.directory.account import ACCOUNT_MAX, Account, Directory, check_account
+from reset_mcp.directory.sql import URL_VAR, check_select, dialect_of, to_numbered
+from reset_mcp.errors import ConfigError
 
 __all__ = ["ACCOUNT_MAX", "Account", "Directory", "check_account", "open_directory"]
-
-ACCOUNT_MAX = 320  # an email (254) or an app's user id (200 elsewhere), with room to spare
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """One account as the directory knows it; every field already validated."""
-
-    user_id: str
-    email: str  # normalised with validation.normalize_email
-    name: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-
-
-class Directory(Protocol):
-    """Looks an account up in the app's records. The contract:
-
-    - `lookup(account)` takes what the person gave (an email address or a user id, as
-      `check_account` returns it) and returns the `Account`, or None when the app has
-      no such account. It never guesses: more than one match is an error, not a pick.
-    - It raises `DirectoryUnavailableError` whenever it cannot answer for sure: the
-      directory is down, slow (past its timeout, one retry included), refuses our
-      request, or answers in an unexpected shape. The message is one clear line for
-      an operator, without the account, a secret or a traceback.
-    - It never writes anything, and keeps no answer between calls.
-    - `describe` names the backend for `doctor` and logs, secrets masked.
-    - `aclose()` releases connections; lookups after it are not supported.
-    """
-
-    describe: str
-
-    async def lookup(self, account: str) -> Account | None: ...
-
-    async def aclose(self) -> None: ...
-
-
-def check_account(account: str) -> str:
-    """The account as given, one line, NFC, trimmed, 1 to 320 characters; else InvalidInputError.
-
-    Not normalised further: the app decides how it matches (an email case-insensitively,
-    a user id exactly), and lower-casing a user id could name another account.
-    """
-    if not isinstance(account, str):
-        raise InvalidInputError("account: must be a string")
-    checked = single_line(account, "account", ACCOUNT_MAX)
-    if not checked:
-        raise InvalidInputError("account: must not be empty")
-    return checked
 
 
 async def open_directory(
@@ -95,7 +44,21 @@ async def open_directory(
 
         return HttpDirectory(url, secret or "", timeout=lookup_timeout)
     if sql or database_url:
-        from reset_mcp.directory.sql import open_sql_directory
-
-        return await open_sql_directory(sql or "", database_url or "", lookup_timeout=lookup_timeout)
+        return await _open_sql(sql or "", database_url or "", lookup_timeout)
     return None
+
+
+async def _open_sql(sql: str, database_url: str, lookup_timeout: float) -> Directory:
+    if not database_url:
+        raise ConfigError(f"{URL_VAR} is required with RESET_MCP_DIRECTORY_SQL")
+    if not 0 < lookup_timeout <= 60:
+        raise ConfigError("RESET_MCP_DIRECTORY_TIMEOUT_SECONDS must be above 0 and at most 60")
+    dialect = dialect_of(database_url)
+    check_select(sql, dialect)
+    if dialect == "sqlite":
+        from reset_mcp.directory.sql_sqlite import SqliteDirectory
+
+        return await SqliteDirectory.open(sql, database_url, lookup_timeout=lookup_timeout)
+    from reset_mcp.directory.sql_postgres import PostgresDirectory
+
+    return await PostgresDirectory.open(to_numbered(sql, dialect), database_url, lookup_timeout=lookup_timeout)

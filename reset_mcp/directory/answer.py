@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from reset_mcp.directory import Account
+from reset_mcp.directory.account import Account
 from reset_mcp.errors import DirectoryUnavailableError, InvalidInputError
 from reset_mcp.validation import identifier, normalize_email, single_line
 

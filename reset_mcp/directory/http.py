@@ -26,7 +26,7 @@ import httpx
 
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.config import MIN_SECRET_BYTES
-from reset_mcp.directory import Account, check_account
+from reset_mcp.directory.account import Account, check_account
 from reset_mcp.directory.answer import account_from
 from reset_mcp.errors import ConfigError, DirectoryUnavailableError
 from reset_mcp.mail.http_base import check_url

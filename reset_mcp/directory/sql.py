@@ -27,7 +27,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from reset_mcp.directory import Account
+from reset_mcp.directory.account import Account
 from reset_mcp.directory.answer import COLUMNS, REQUIRED, account_from
 from reset_mcp.errors import ConfigError, DirectoryUnavailableError
 
@@ -149,20 +149,3 @@ def driver_error(exc: BaseException) -> DirectoryUnavailableError:
     state = getattr(exc, "sqlstate", None)
     detail = f"{type(exc).__name__}, SQLSTATE {state}" if state else type(exc).__name__
     return DirectoryUnavailableError(f"account directory unavailable: database error ({detail})")
-
-
-async def open_sql_directory(sql: str, database_url: str, *, lookup_timeout: float = 5.0) -> Any:
-    """A checked `Directory` over the query; see the module docstring for the checks."""
-    if not database_url:
-        raise ConfigError(f"{URL_VAR} is required with {SQL_VAR}")
-    if not 0 < lookup_timeout <= 60:
-        raise ConfigError("RESET_MCP_DIRECTORY_TIMEOUT_SECONDS must be above 0 and at most 60")
-    dialect = dialect_of(database_url)
-    check_select(sql, dialect)
-    if dialect == "sqlite":
-        from reset_mcp.directory.sql_sqlite import SqliteDirectory
-
-        return await SqliteDirectory.open(sql, database_url, lookup_timeout=lookup_timeout)
-    from reset_mcp.directory.sql_postgres import PostgresDirectory
-
-    return await PostgresDirectory.open(to_numbered(sql, dialect), database_url, lookup_timeout=lookup_timeout)

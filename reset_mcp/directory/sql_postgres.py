@@ -13,7 +13,7 @@ import re
 import anyio
 import asyncpg
 
-from reset_mcp.directory import Account, check_account
+from reset_mcp.directory.account import Account, check_account
 from reset_mcp.directory.sql import SQL_VAR, URL_VAR, check_columns, driver_error, one_account
 from reset_mcp.errors import ConfigError, DirectoryUnavailableError
 

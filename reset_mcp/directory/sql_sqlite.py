@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import anyio.to_thread
 
-from reset_mcp.directory import Account, check_account
+from reset_mcp.directory.account import Account, check_account
 from reset_mcp.directory.sql import PARAM, SQL_VAR, URL_VAR, check_columns, driver_error, one_account
 from reset_mcp.errors import ConfigError, DirectoryUnavailableError
 
