@@ -41,7 +41,9 @@ async def test_purge_goes_in_batches_and_totals_them(tmp_path: Path) -> None:
     statements: list[str] = []
     store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
     totals = await purge(store, NOW - timedelta(days=30), batch=10)
-    assert totals == {"tokens": 25, "events": 25, "outbox": 0, "approvals": 0, "contact_facts": 0, "sends": 0}
+    assert totals == {
+        "tokens": 25, "events": 25, "outbox": 0, "approvals": 0, "contact_facts": 0, "sends": 0, "idempotency": 0
+    }  # fmt: skip
     assert statements.count("COMMIT") == 3  # 10 + 10 + 5: three short transactions
     async with store.transaction() as tx:
         assert await tx.count_events("reset_requested", NOW - timedelta(days=400), mailbox="new@example.com") == 1
@@ -126,6 +128,7 @@ def test_cli_purge_reports_counts_and_refuses_bad_days(
     assert "--days must be at least 1" in capsys.readouterr().err
     assert run_admin(settings, argparse.Namespace(command="purge", days=30)) == 0
     out = capsys.readouterr().out
-    assert "0 tokens, 0 events, 0 outbox, 0 approvals, 0 contact_facts, 0 sends deleted (older than 30 days)" in out
+    counts = "0 tokens, 0 events, 0 outbox, 0 approvals, 0 contact_facts, 0 sends, 0 idempotency"
+    assert f"{counts} deleted (older than 30 days)" in out
     assert run_admin(settings, argparse.Namespace(command="purge", days=None)) == 0  # the setting's
     assert "(older than 90 days)" in capsys.readouterr().out

@@ -518,6 +518,27 @@ async def test_lock_serialises_transactions_on_a_key(store: Store) -> None:
     assert order == ["first in", "first out", "second in"]
 
 
+# Idempotency keys ---------------------------------------------------------------------
+async def test_an_idempotency_key_is_claimed_once_per_caller_and_freed_after_its_window(store: Store) -> None:
+    async with store.transaction() as tx:
+        assert await tx.claim_idempotency("key:a", "k1", "tool", "h1", NOW, NOW - 1440 * MIN) is None
+        await tx.answer_idempotency("key:a", "k1", {"status": "sent"})
+        # Another caller's key of the same name is another key.
+        assert await tx.claim_idempotency("key:b", "k1", "tool", "h2", NOW, NOW - 1440 * MIN) is None
+    async with store.transaction() as tx:
+        again = await tx.claim_idempotency("key:a", "k1", "other", "h9", NOW + MIN, NOW + MIN - 1440 * MIN)
+        assert again is not None and (again.tool, again.args_hash, again.answer) == ("tool", "h1", {"status": "sent"})
+        assert again.created_at == NOW
+        # A day later the key is free: taken over in place, answer cleared.
+        later = NOW + 1441 * MIN
+        assert await tx.claim_idempotency("key:a", "k1", "other", "h9", later, later - 1440 * MIN) is None
+        taken = await tx.get_idempotency("key:a", "k1")
+        assert taken is not None and (taken.tool, taken.args_hash, taken.answer) == ("other", "h9", None)
+        await tx.release_idempotency("key:a", "k1")
+        assert await tx.get_idempotency("key:a", "k1") is None
+        assert await tx.get_idempotency("key:b", "k1") is not None
+
+
 # API keys, purge --------------------------------------------------------------------
 async def test_api_keys(store: Store) -> None:
     k1 = ApiKeyRecord("key_1", "app", ("send", "redeem"), "h1", NOW)
@@ -556,19 +577,22 @@ async def test_purge_removes_only_old_finished_things(store: Store) -> None:
         assert await tx.decide_approval("apr_5", status="rejected", by="human", reason="no", now=NOW - 2 * MIN)
         await tx.put_contact_facts(ContactFacts("old@example.com", {"k": 1}, NOW - 60 * MIN))
         await tx.put_contact_facts(ContactFacts("new@example.com", {"k": 2}, NOW + MIN))
+        assert await tx.claim_idempotency("key:a", "old", "t", "h", NOW - 60 * MIN, NOW - 61 * MIN) is None
+        assert await tx.claim_idempotency("key:a", "new", "t", "h", NOW + MIN, NOW) is None
     async with store.transaction() as tx:
         assert await tx.purge(cut, 100) == {
-            "tokens": 1, "events": 1, "outbox": 1, "approvals": 1, "contact_facts": 1, "sends": 3
+            "tokens": 1, "events": 1, "outbox": 1, "approvals": 1, "contact_facts": 1, "sends": 3, "idempotency": 1
         }  # fmt: skip
         assert await tx.get_contact_facts("old@example.com") is None
         assert await tx.get_contact_facts("new@example.com") is not None
+        assert await tx.get_idempotency("key:a", "old") is None and await tx.get_idempotency("key:a", "new")
         assert await tx.get_token("hash_2") is not None and await tx.get_outbox("msg_2") is not None
         assert await tx.get_approval("apr_4") is not None and await tx.get_approval("apr_5") is None
         kept = {i for i in range(1, 7) if await tx.get_send(f"req_{i}") is not None}
         # 1 goes too once its token and outbox row went in this same pass: children first.
         assert kept == {2, 4, 6}
         assert await tx.purge(cut, 100) == {
-            "tokens": 0, "events": 0, "outbox": 0, "approvals": 0, "contact_facts": 0, "sends": 0
+            "tokens": 0, "events": 0, "outbox": 0, "approvals": 0, "contact_facts": 0, "sends": 0, "idempotency": 0
         }  # fmt: skip
 
 

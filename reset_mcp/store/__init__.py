@@ -43,6 +43,7 @@ from reset_mcp.store.records import (
     AuditEntry,
     ContactEvent,
     ContactFacts,
+    IdempotencyRecord,
     OutboxRow,
     SendRecord,
     TokenRecord,
@@ -232,6 +233,18 @@ class Tx(Protocol):
         ...
 
     async def delete_expired_admin_sessions(self, now: datetime, limit: int) -> int: ...
+
+    # idempotency keys ----------------------------------------------------------------
+    async def claim_idempotency(
+        self, caller_id: str, key: str, tool: str, args_hash: str, now: datetime, expired_before: datetime
+    ) -> IdempotencyRecord | None:
+        """Claim `key` for this call: None when claimed (new, or older than `expired_before`),
+        else the existing record. A racing claim of the same key waits for this transaction."""
+        ...
+
+    async def get_idempotency(self, caller_id: str, key: str) -> IdempotencyRecord | None: ...
+    async def answer_idempotency(self, caller_id: str, key: str, answer: dict[str, Any]) -> None: ...
+    async def release_idempotency(self, caller_id: str, key: str) -> None: ...
 
     # housekeeping --------------------------------------------------------------------
     async def purge(self, before: datetime, limit: int) -> dict[str, int]:

@@ -108,6 +108,9 @@ class ApprovalRecord:
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_reason: str | None = None
+    # What the requester gave (user id, name, ip, device, location), kept apart from the
+    # summary (our words only) so every page shows it quoted, as data.
+    facts: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -167,3 +170,15 @@ class AdminSessionRecord:
     key_id: str
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    """A caller's idempotency key: the arguments it first came with, and the answer given."""
+
+    caller_id: str
+    key: str
+    tool: str
+    args_hash: str
+    created_at: datetime
+    answer: dict[str, Any] | None = None  # None while the first call is still running

@@ -213,6 +213,23 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             ),
         ],
     ),
+    (
+        9,
+        "idempotency keys (a caller's key, its arguments' hash and the first answer); approvals.facts",
+        [
+            # The key is the caller's and the caller's only: one agent cannot replay or
+            # block another's. The first call inserts the row and fills `answer` in the
+            # same transaction as its work, so a racing duplicate waits on the row and
+            # then reads the answer (PostgreSQL), or runs after the commit (SQLite).
+            """CREATE TABLE idempotency (
+                caller_id TEXT NOT NULL, idem_key TEXT NOT NULL, tool TEXT NOT NULL, args_hash TEXT NOT NULL,
+                answer TEXT, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (caller_id, idem_key))""",
+            "CREATE INDEX idempotency_created ON idempotency (created_at)",
+            # An approval's summary is our words only; what the requester gave is kept
+            # apart (JSON), to be shown quoted as data.
+            "ALTER TABLE approvals ADD COLUMN facts TEXT",
+        ],
+    ),
 ]
 
 MIGRATIONS_TABLE = (

@@ -62,7 +62,7 @@ OUTBOX_COLS = (
 )
 APPROVAL_COLS = (
     "id, send_id, kind, recipient, summary, requested_by, reason, status, created_at, expires_at, "
-    "decided_by, decided_at, decision_reason"
+    "decided_by, decided_at, decision_reason, facts"
 )
 EVENT_COLS = "id, email, user_id, event_type, ip, device, country, metadata, created_at, mailbox, net"
 AUDIT_COLS = "seq, at, actor, action, subject, detail, prev_hash, hash"
@@ -125,6 +125,7 @@ def approval_from(r: Row) -> ApprovalRecord:
         requested_by=r["requested_by"], reason=r["reason"], status=r["status"],
         created_at=req_dt(r["created_at"]), expires_at=req_dt(r["expires_at"]), decided_by=r["decided_by"],
         decided_at=dt(r["decided_at"]), decision_reason=r["decision_reason"],
+        facts=load(r["facts"]) if r["facts"] else None,
     )  # fmt: skip
 
 
@@ -132,6 +133,7 @@ def approval_values(a: ApprovalRecord) -> tuple[Any, ...]:
     return (
         a.id, a.send_id, a.kind, a.recipient, a.summary, a.requested_by, a.reason, a.status,
         ts(a.created_at), ts(a.expires_at), a.decided_by, ts(a.decided_at), a.decision_reason,
+        dump(a.facts) if a.facts is not None else None,
     )  # fmt: skip
 
 

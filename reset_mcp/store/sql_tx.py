@@ -24,11 +24,12 @@ from reset_mcp.store.records import (
     TokenRecord,
 )
 from reset_mcp.store.sql_history import HistorySql
+from reset_mcp.store.sql_idempotency import IdempotencySql
 from reset_mcp.store.sql_outbox import OutboxSql
 from reset_mcp.vocab import ApprovalStatus
 
 
-class SqlTx(OutboxSql, HistorySql):
+class SqlTx(OutboxSql, HistorySql, IdempotencySql):
     """Implements `reset_mcp.store.Tx`; a driver subclass provides `_exec`, `_one`, `_all`."""
 
     # sends ---------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class SqlTx(OutboxSql, HistorySql):
     # approvals -----------------------------------------------------------------------
     async def insert_approval(self, approval: ApprovalRecord) -> None:
         await self._exec(
-            f"INSERT INTO approvals ({c.APPROVAL_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO approvals ({c.APPROVAL_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             c.approval_values(approval),
         )
 
@@ -228,6 +229,12 @@ class SqlTx(OutboxSql, HistorySql):
                 "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.send_id = s.id) "
                 "AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.send_id = s.id) "
                 "AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.send_id = s.id) LIMIT ?)",
+                (cut, limit),
+            ),
+            # Keys live 24 hours; `before` is at least a day back, so none still in use goes.
+            "idempotency": await self._exec(
+                "DELETE FROM idempotency WHERE (caller_id, idem_key) IN "
+                "(SELECT caller_id, idem_key FROM idempotency WHERE created_at < ? LIMIT ?)",
                 (cut, limit),
             ),
         }
