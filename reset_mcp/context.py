@@ -22,6 +22,7 @@ import ua_parser
 from maxminddb.errors import InvalidDatabaseError
 from ua_parser import Domain
 
+from reset_mcp import untrusted
 from reset_mcp.errors import ConfigError
 
 __all__ = [
@@ -40,7 +41,6 @@ IPAddress: TypeAlias = IPv4Address | IPv6Address
 _log = logging.getLogger(__name__)
 
 LABEL_MAX = 60
-CALLER_LOCATION_MAX = 120
 # Real User-Agents stay well under 1 KiB; parsing cost grows with length (a 10k string
 # costs ~30x a capped one) and the cache keeps its keys, so the cap bounds both.
 UA_PARSE_MAX = 1024
@@ -106,7 +106,22 @@ def _parse_cached(user_agent: str) -> Device:
     if (os_ := result.os) is not None and os_.family and os_.family != "Other":
         version = ".".join(part for part in (os_.major, os_.minor) if part)
         system, system_version = _clean(os_.family, LABEL_MAX), _clean(version, LABEL_MAX)
+    # Some of the parser's patterns copy the header's own words into the family ("x.com/1
+    # CFNetwork/1" reads as browser "x.com"): a part that carries a domain or a number
+    # someone could call never reaches a label, which the owner's email shows.
+    browser, browser_version = _shown(browser, browser_version, UNKNOWN_BROWSER)
+    system, system_version = _shown(system, system_version, UNKNOWN_OS)
     return Device(browser or UNKNOWN_BROWSER, browser_version, system or UNKNOWN_OS, system_version)
+
+
+def _shown(family: str, version: str, unknown: str) -> tuple[str, str]:
+    """The family and version a label may show: a family that reads as a link goes whole, a
+    version that reads as a phone number (a long run of digits) goes alone."""
+    if untrusted.looks_like_contact_or_link(family):
+        return unknown, ""
+    if untrusted.looks_like_contact_or_link(f"{family} {version}"):
+        return family, ""
+    return family, version
 
 
 # Explicit tables rather than ipaddress.is_private/is_global: those lists changed between
@@ -260,15 +275,18 @@ class Location:
 
 
 def resolve_location(ip: IPAddress | None, caller_location: str | None, geo: GeoLocator) -> Location:
-    """The caller's text, else the special-network name, else GeoIP, else "unknown"."""
-    if caller_location is not None:
+    """The special-network name, else the caller's "City, Country", else GeoIP, else "unknown".
+
+    A private or reserved address is named as such and nothing else: no place is shown
+    for it, whoever claims one. The caller's text is used only if it passes
+    `untrusted.caller_location` (letters only, one comma): anything else, a domain or a
+    phone number above all, never reaches an email.
+    """
+    if ip is not None and (name := special_network(ip)) is not None:
+        return Location(name, None, "network")
+    if caller_location is not None and (place := untrusted.caller_location(caller_location)) is not None:
         # The caller (usually the app backend) may know better than a database does.
-        text = _clean(caller_location, CALLER_LOCATION_MAX)
-        if text:
-            return Location(text, None, "caller")
-    if ip is not None:
-        if (name := special_network(ip)) is not None:
-            return Location(name, None, "network")
-        if (found := geo.lookup(ip)) is not None:
-            return Location(found.label(), found.country_code, "geoip")
+        return Location(place, None, "caller")
+    if ip is not None and (found := geo.lookup(ip)) is not None:
+        return Location(found.label(), found.country_code, "geoip")
     return Location("unknown", None, "unknown")

@@ -369,9 +369,8 @@ async def test_the_next_window_may_alert_again(app: App, clock: FakeClock, backe
 
 
 async def _alert(client: Client, reason: str, email: str = ALICE) -> dict[str, Any]:
-    result = await client.call_tool(
-        "send_security_alert", {"email": email, "reason": reason, "details": "Seen by the support agent."}
-    )
+    facts = {"ip": "81.2.69.160", "user_agent": CHROME_UA}
+    result = await client.call_tool("send_security_alert", {"email": email, "reason": reason, "facts": facts})
     assert not result.is_error, result.content
     return result.structured_content
 
@@ -379,35 +378,37 @@ async def _alert(client: Client, reason: str, email: str = ALICE) -> dict[str, A
 async def test_send_security_alert_is_deduplicated_per_account_reason_and_window(
     client: Client, clock: FakeClock, backend: MemoryBackend
 ) -> None:
-    first = await _alert(client, "sign-in from a new country")
+    first = await _alert(client, "new_device_sign_in")
     assert first["status"] == "sent" and not first["deduplicated"]
     clock.advance(minutes=30)
-    again = await _alert(client, "sign-in from a new country")
+    again = await _alert(client, "new_device_sign_in")
     assert again["status"] == "deduplicated" and again["deduplicated"] and again["request_id"] == first["request_id"]
-    assert (await _alert(client, "sign-in from a new country", "bob@example.com"))["status"] == "sent"
-    assert (await _alert(client, "password spraying"))["status"] == "sent"
+    assert (await _alert(client, "new_device_sign_in", "bob@example.com"))["status"] == "sent"
+    assert (await _alert(client, "account_locked"))["status"] == "sent"
     assert [(m.kind, m.to) for m in backend.sent] == [
         ("security_alert", ALICE),
         ("security_alert", "bob@example.com"),
         ("security_alert", ALICE),
     ]
-    assert "sign-in from a new country" in backend.sent[0].text and "Seen by the support agent." in backend.sent[0].text
+    # The reason in our words, and the facts as our labels: the device from our parser.
+    assert "from a device we have not seen before" in backend.sent[0].text
+    assert "81.2.69.160" in backend.sent[0].text and "Chrome 131 on Windows 10" in backend.sent[0].text
     clock.advance(minutes=30, seconds=1)  # the first alert left the window
-    assert (await _alert(client, "sign-in from a new country"))["status"] == "sent"
+    assert (await _alert(client, "new_device_sign_in"))["status"] == "sent"
 
 
 async def test_send_security_alert_is_rate_limited_per_account(
     client: Client, clock: FakeClock, backend: MemoryBackend
 ) -> None:
-    for n in range(3):
-        assert (await _alert(client, f"reason {n}"))["status"] == "sent"
+    for reason in ("new_device_sign_in", "password_changed", "account_locked"):
+        assert (await _alert(client, reason))["status"] == "sent"
         clock.advance(minutes=10)
-    limited = await _alert(client, "reason 3")
+    limited = await _alert(client, "other")
     assert limited["status"] == "rate_limited" and limited["retry_after"] == 30 * 60 + 1
     assert len(backend.sent) == 3
-    assert (await _alert(client, "reason 3", "bob@example.com"))["status"] == "sent"
+    assert (await _alert(client, "other", "bob@example.com"))["status"] == "sent"
     clock.advance(seconds=limited["retry_after"])
-    assert (await _alert(client, "reason 3"))["status"] == "sent"
+    assert (await _alert(client, "other"))["status"] == "sent"
 
 
 # --------------------------------------------------------------------------- contact events

@@ -134,7 +134,12 @@ async def test_every_kind_shows_times_in_its_readers_time_zone(
         async with client_for(app) as agent:
             answer = await agent.call_tool(
                 "send_security_alert",
-                {"email": "ada@example.com", "reason": "new sign-in", "locale": "fr", "timezone": "Europe/Paris"},
+                {
+                    "email": "ada@example.com",
+                    "reason": "new_device_sign_in",
+                    "locale": "fr",
+                    "timezone": "Europe/Paris",
+                },
             )
             assert answer.structured_content and answer.structured_content["status"] == "sent"
     (reset_email,) = sent(backend, "password_reset")

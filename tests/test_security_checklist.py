@@ -448,11 +448,16 @@ HOSTILE_LOCATION = "<img src=x onerror=alert(1)> Berlin"
 async def test_email_user_fields_escaped_in_html(app: App, backend: MemoryBackend) -> None:
     """ "Every user-supplied field (name, browser, location) is escaped in HTML"."""
     ua = "Mozilla/5.0 (<script>alert(1)</script>) Gecko/20100101 <svg onload=x>/1.0"
-    await _issue(app, backend, name=HOSTILE_NAME, location=HOSTILE_LOCATION, user_agent=ua)
+    await _issue(app, backend, name=HOSTILE_NAME, location=HOSTILE_LOCATION, user_agent=ua, ip="81.2.69.160")
     html = backend.sent[-1].html
     for raw in ("<b ", "<img", "<script", "<svg", 'onmouseover="x">'):
         assert raw not in html
-    assert "&lt;b onmouseover=" in html and "&amp; Co" in html and "&lt;img src=x" in html
+    # Markup is no name and no place: both are left out (issue 20), so nothing of them shows.
+    assert "onmouseover" not in html and "Hello," in backend.sent[-1].text and "img src" not in html
+    # What is accepted is escaped: an apostrophe in a name and in a place.
+    await _issue(app, backend, name="Eve O'Brien", location="L'Aquila, Italy", ip="81.2.69.160")
+    html = backend.sent[-1].html
+    assert "Eve O&#39;Brien" in html and "L&#39;Aquila, Italy" in html and "O'Brien" not in html
 
 
 async def test_email_user_fields_stripped_of_crlf_in_headers(app: App, backend: MemoryBackend, client: Client) -> None:
@@ -505,9 +510,9 @@ async def test_address_header_injection_rejected(client: Client, backend: Memory
 
 async def test_email_says_who_asked_ip_browser_location_time(app: App, backend: MemoryBackend) -> None:
     """ "The email says who asked (IP, browser, approximate location, time)"."""
-    await _issue(app, backend, location="Lyon, France", ip="203.0.113.9")
+    await _issue(app, backend, location="Lyon, France", ip="81.2.69.160")
     mail = backend.sent[-1]
-    for fact in ("203.0.113.9", "Chrome 131 on Windows 10", "Lyon, France", "January 1, 2026, 12:00 PM UTC"):
+    for fact in ("81.2.69.160", "Chrome 131 on Windows 10", "Lyon, France", "January 1, 2026, 12:00 PM UTC"):
         assert fact in mail.text and fact in mail.html
 
 
@@ -712,7 +717,7 @@ async def test_public_bind_needs_explicit_allowed_hosts_and_origins(tmp_path: Pa
     from reset_mcp.server.http.app import build_http_app
     from reset_mcp.server.serve import serve
 
-    public = {"data_dir": tmp_path, "secret": SECRET, "http_host": "0.0.0.0"}
+    public = {"data_dir": tmp_path, "secret": SECRET, "http_host": "0.0.0.0", "trust_caller_recipient": True}
     for missing in ({}, {"allowed_hosts": "reset.example.com"}, {"allowed_origins": "https://app.example.com"}):
         with pytest.raises(ConfigError, match="RESET_MCP_ALLOWED_HOSTS"):
             build_http_app(load_settings(**public, **missing))

@@ -16,8 +16,10 @@ reassigned in a template. A kind's own variables are listed in its module.
 
 from __future__ import annotations
 
+import ipaddress
 from types import SimpleNamespace
 
+from reset_mcp import untrusted
 from reset_mcp.compose.cleaning import (
     IP_LIMIT,
     LABEL_LIMIT,
@@ -25,7 +27,6 @@ from reset_mcp.compose.cleaning import (
     clean_header_text,
     clean_optional,
     normalize_color,
-    redact_urls,
     safe_branding_url,
     safe_email,
     text_color_on,
@@ -85,9 +86,22 @@ def brand_view(branding: Branding) -> SimpleNamespace:
 
 
 def label(value: str | None, limit: int, tt: TextTranslator, fallback_key: str) -> str:
-    # Labels an attacker can choose (device, location) must not carry a phishing link.
-    text = redact_urls(clean_header_text(value or "", limit), tt("link_removed"))
-    return text or tt(fallback_key)
+    # Labels an attacker can influence (device, location) must not carry a link, a domain,
+    # an address or a phone number: checked again here, so a row stored by an older
+    # version (or a new caller of the composer) cannot put one in an email either.
+    text = clean_header_text(value or "", limit)
+    if not text or untrusted.looks_like_contact_or_link(text):
+        return tt(fallback_key)
+    return text
+
+
+def ip_label(value: str | None, tt: TextTranslator) -> str:
+    """An IP address as the email shows it; anything that is not one reads "unknown"
+    (rows are written with parsed addresses; this holds for any other caller too)."""
+    try:
+        return str(ipaddress.ip_address((value or "").strip()[:IP_LIMIT]))
+    except ValueError:
+        return tt("location_unknown")
 
 
 def request_view(ctx: RequestContext, fmt: Formatter, tt: TextTranslator) -> SimpleNamespace:
@@ -95,12 +109,13 @@ def request_view(ctx: RequestContext, fmt: Formatter, tt: TextTranslator) -> Sim
     key = _LOCATION_KEYS.get(location.lower())
     return SimpleNamespace(
         time=fmt.datetime_text(ctx.at),
-        ip=clean_header_text(ctx.ip or "", IP_LIMIT) or tt("location_unknown"),
+        ip=ip_label(ctx.ip, tt),
         device=label(ctx.device, LABEL_LIMIT, tt, "device_unknown"),
         location=tt(key) if key else location,
     )
 
 
 def person_name(value: str | None) -> str | None:
-    """The name to greet by, cleaned and capped; None when there is none."""
-    return clean_optional(value, NAME_LIMIT)
+    """The name to greet by, if `untrusted.person_name` accepts it (letters, spaces and a few
+    marks, no digits, no link); None otherwise, and the email greets without a name."""
+    return untrusted.person_name(clean_optional(value, NAME_LIMIT))

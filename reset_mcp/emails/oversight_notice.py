@@ -3,9 +3,15 @@
 It never carries the email's token or link. The policy does not gate it (it is the
 policy's own message to the overseer).
 
+The summary is our words; what the requester gave (a user id, a name, where the request
+came from) is `given`, shown apart and quoted, as data. A given value that looks like a
+link, a domain, an address or a phone number is withheld: the notice goes out under our
+sender too. Rows stored before `given` existed kept it inside a free-text summary: that
+summary is withheld whole if it carries any such thing.
+
 Template variables: kind, kind_label, recipient, decision_key (held, sent, other),
 decision_label, summary, requested_by, approval_id, decide_by, approve_url, reject_url,
-fact_rows (label, value pairs).
+fact_rows (label, value pairs), given_rows (label, quoted value pairs).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from reset_mcp import untrusted
 from reset_mcp.compose.cleaning import (
     LABEL_LIMIT,
     LONG_TEXT_LIMIT,
@@ -22,7 +29,6 @@ from reset_mcp.compose.cleaning import (
     clean_header_text,
     clean_optional,
     clean_url,
-    redact_urls,
 )
 from reset_mcp.compose.i18n import Formatter, TextTranslator
 from reset_mcp.compose.samples import SAMPLE_NOW
@@ -30,6 +36,14 @@ from reset_mcp.emails.kind import EmailKind, RenderEnv, from_ts
 
 HELD, SENT = "held", "sent"  # what the notice says of the email it is about
 DECISIONS = (HELD, SENT)
+GIVEN = ("user_id", "name", "ip", "device", "location")  # in this order, each under `fact_<key>`
+_GIVEN_LABELS = {"ip": "fact_ip", "device": "fact_device", "location": "fact_location"}
+
+
+def shown(value: str, limit: int, withheld: str) -> str:
+    """Outsiders' text as the notice may show it: data, and never a link or a contact."""
+    text = untrusted.as_data(clean_header_text(value, limit), limit)
+    return withheld if untrusted.looks_like_contact_or_link(text) else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,7 @@ class OversightNoticeData:
     approve_url: str | None = None  # signed single-use links (approval by email)
     reject_url: str | None = None
     expires_at: datetime | None = None
+    given: Mapping[str, str] | None = None  # what the requester gave; None for rows from before
 
 
 @dataclass(slots=True)  # not frozen: built and dropped on every render, and freezing costs
@@ -55,6 +70,7 @@ class Payload:
     approval_id: str | None = None
     expires_at: datetime | None = None
     timezone: str | None = None  # the overseer's (RESET_MCP_OVERSIGHT_TIMEZONE), for "decide before"
+    given: dict[str, str] | None = None
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -66,6 +82,7 @@ class Payload:
             "approval_id": self.approval_id,
             "expires_at": self.expires_at.timestamp() if self.expires_at else None,
             "timezone": self.timezone,
+            "given": self.given,
         }
 
 
@@ -80,7 +97,7 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
         return f"notice_subject_{decision if decision in DECISIONS else 'other'}"
 
     def view(self, data: OversightNoticeData, fmt: Formatter, tt: TextTranslator) -> dict[str, Any]:
-        removed = tt("link_removed")
+        withheld = tt("notice_withheld")
         kind = clean_header_text(data.kind or "", 64)
         kind_key = f"kind_{kind}"
         kind_label = tt(kind_key) if kind_key in tt.catalog.strings else (kind or "?")
@@ -88,7 +105,7 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
         decision_key = decision if decision in DECISIONS else "other"
         decision_label = tt(f"decision_{decision}") if decision in DECISIONS else (decision or "?")
         recipient = clean_header_text(data.recipient or "", RECIPIENT_LIMIT)
-        requested_by = redact_urls(clean_header_text(data.requested_by or "", LABEL_LIMIT), removed)
+        requested_by = shown(data.requested_by or "", LABEL_LIMIT, withheld)
         approval_id = clean_optional(data.approval_id, 64)
         decide_by = fmt.datetime_text(data.expires_at) if data.expires_at else None
         rows = [
@@ -108,8 +125,18 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
             "recipient": recipient,
             "decision_key": decision_key,
             "decision_label": decision_label,
-            # The summary is free text: any link in it (a reset link above all) is removed.
-            "summary": redact_urls(clean_header_text(data.summary or "", LONG_TEXT_LIMIT), removed),
+            # Ours since `given` exists; a row from before holds free text: withheld whole
+            # if it carries a link or a contact (a reset link above all).
+            "summary": (
+                clean_header_text(data.summary or "", LONG_TEXT_LIMIT)
+                if data.given is not None
+                else shown(data.summary or "", LONG_TEXT_LIMIT, withheld)
+            ),
+            "given_rows": [
+                (tt(_GIVEN_LABELS.get(key, f"fact_{key}")), f"“{shown(str(value), LABEL_LIMIT, withheld)}”")
+                for key in GIVEN
+                if (value := (data.given or {}).get(key))
+            ],
             "requested_by": requested_by,
             "approval_id": approval_id,
             "decide_by": decide_by,
@@ -123,9 +150,16 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
             kind="password_reset",
             recipient="ada@example.com",
             decision="held",
-            summary="Password reset email for ada@example.com, requested through the support agent.",
+            summary="Password reset email to ada@example.com, requested by key:support1",
             requested_by="agent support-bot (client ops-console)",
             approval_id="apr_01J9SAMPLE",
+            given={
+                "user_id": "u-1842",
+                "name": "Ada Lovelace",
+                "ip": "203.0.113.42",
+                "device": "Chrome 131 on Windows 10",
+                "location": "Berlin, Germany",
+            },
             approve_url="https://reset.example.com/approvals/apr_01J9SAMPLE/approve?sig=sample",
             reject_url="https://reset.example.com/approvals/apr_01J9SAMPLE/reject?sig=sample",
             expires_at=SAMPLE_NOW + timedelta(hours=24),
@@ -158,6 +192,9 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
             approval_id=payload.get("approval_id"),
             expires_at=from_ts(float(expires)) if expires else None,
             timezone=payload.get("timezone"),
+            given={str(k): str(v) for k, v in given.items()}
+            if isinstance(given := payload.get("given"), dict)
+            else None,
         )
 
     def data(self, env: RenderEnv, payload: Payload, token: str | None, now: datetime) -> OversightNoticeData:
@@ -172,6 +209,7 @@ class OversightNotice(EmailKind[Payload, OversightNoticeData]):
             requested_by=payload.requested_by,
             approval_id=payload.approval_id,
             expires_at=payload.expires_at,
+            given=payload.given,
             **links,
         )
 

@@ -12,13 +12,11 @@ from datetime import datetime, timedelta
 from reset_mcp.compose import RequestContext
 from reset_mcp.deps import Deps, lock_account
 from reset_mcp.emails import password_changed, security_alert
-from reset_mcp.emails.security_alert import AUTOMATIC_REASON
+from reset_mcp.emails.security_alert import AlertFacts
 from reset_mcp.policy.gate import Gated, gate
 from reset_mcp.store import Tx
 from reset_mcp.store.records import ContactEvent, SendRecord
-from reset_mcp.vocab import ATTEMPTS, Event
-
-AUTO_ALERT_REASON = AUTOMATIC_REASON
+from reset_mcp.vocab import ATTEMPTS, AlertReason, Event
 
 
 def _attempt(e: ContactEvent) -> RequestContext:
@@ -36,13 +34,14 @@ async def queue_security_alert(
     *,
     email: str,
     user_id: str | None,
-    reason: str,
-    details: str | None,
+    reason: AlertReason,
+    facts: AlertFacts | None,
     now: datetime,
     requested_by: str,
     window_minutes: int,
     locale: str | None = None,
     timezone: str | None = None,
+    to_name: str | None = None,
 ) -> tuple[Gated | None, str | None]:
     """Queue an alert unless one for this account and reason went out in the window.
 
@@ -57,10 +56,11 @@ async def queue_security_alert(
     attempts = await tx.list_events(mailbox=mailbox, since=since, event_types=ATTEMPTS, limit=10)
     payload = security_alert.Payload(
         reason=reason,
-        details=details,
+        facts=facts,
         attempts=tuple(_attempt(e) for e in attempts),
         locale=locale,
         timezone=timezone,
+        to_name=to_name,
     )
     send = SendRecord.new(security_alert.KIND.name, email, user_id, requested_by, payload.dump(), now)
     gated = await gate(deps, tx, send, now)
@@ -70,7 +70,7 @@ async def queue_security_alert(
             user_id=user_id,
             event_type=Event.ALERT_QUEUED,
             created_at=now,
-            metadata={"reason": reason, "request_id": send.id, "status": gated.status},
+            metadata={"reason": str(reason), "request_id": send.id, "status": gated.status},
             mailbox=mailbox,
         )
     )

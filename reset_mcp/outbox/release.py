@@ -129,6 +129,7 @@ class Releaser:
         now: datetime,
         approval_id: str | None = None,
         expires_at: datetime | None = None,
+        given: dict[str, str] | None = None,
     ) -> OutboxRow:
         """A notice to the overseer about a send; it carries no token and no link to one."""
         requested_by = about.requested_by
@@ -143,6 +144,7 @@ class Releaser:
             approval_id=approval_id,
             expires_at=expires_at,
             timezone=self.overseer_timezone,
+            given=given or {},
         )
         return await self.to_overseer(
             tx, oversight_notice.KIND.name, overseer, payload.dump(), now, about=about.id, not_after=expires_at

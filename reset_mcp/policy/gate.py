@@ -41,13 +41,23 @@ class Gated:
 
 
 def summary_of(deps: Deps, send: SendRecord) -> str:
+    """What the overseer reads first: our words only (a kind's label, an address we checked,
+    a caller id we issued). What the requester gave is `facts_of`, shown apart as data."""
+    return f"{deps.kinds[send.kind].label} email to {send.recipient}, requested by {send.requested_by}"[:500]
+
+
+def facts_of(send: SendRecord) -> dict[str, str]:
+    """What the requester gave (or the directory answered) for this email, kept as data."""
     p = send.payload
-    ctx = p.get("context") or {}
-    who = f" (user {send.user_id})" if send.user_id else ""
-    origin = f" from {ctx.get('ip')} ({ctx.get('device')}, {ctx.get('location')})" if ctx else ""
-    return f"{deps.kinds[send.kind].label} email to {send.recipient}{who}, requested by {send.requested_by}{origin}"[
-        :500
-    ]
+    ctx = p.get("context") or p.get("facts") or {}
+    facts = {
+        "user_id": send.user_id,
+        "name": p.get("to_name"),
+        "ip": ctx.get("ip"),
+        "device": ctx.get("device"),
+        "location": ctx.get("location"),
+    }
+    return {key: str(value) for key, value in facts.items() if value}
 
 
 async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed: bool | None = None) -> Gated:
@@ -58,15 +68,19 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
     action, reason = decision.action, decision.reason
     rejected = False
     if action == Action.CONFIRM:
+        # A person with an `approve` key decides on our page (the tool points the client
+        # there): held exactly as `gated`, whatever the agent's client answers.
+        action = Action.HOLD
+    elif action == Action.CONFIRM_IN_CLIENT:
         if confirmed is True:
             action, reason = Action.SEND, "confirmed by the user in the agent's client"
         elif confirmed is False:
-            # Recorded as the policy's `confirm` decision, answered no: the send ends `rejected`.
+            # Recorded as the policy's decision, answered no: the send ends `rejected`.
             action, reason, rejected = Action.BLOCK, "declined by the user in the agent's client", True
         else:
             action, reason = (
                 Action.HOLD,
-                "oversight mode confirm, but the client cannot ask the user: held for approval",
+                "oversight mode confirm_in_client, but the client cannot ask the user: held for approval",
             )
     send.decision = decision.action
     detail = {
@@ -113,10 +127,13 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
             status=ApprovalStatus.PENDING,
             created_at=now,
             expires_at=expires,
+            facts=facts_of(send),
         )
         await tx.insert_approval(approval)
         await deps.audit(tx, send.requested_by, "decision", send.id, now, approval_id=approval.id, **detail)
-        rows = await _notify(deps, tx, send, oversight_notice.HELD, approval.summary, now, approval.id, expires)
+        rows = await _notify(
+            deps, tx, send, oversight_notice.HELD, approval.summary, now, approval.id, expires, given=approval.facts
+        )
         return Gated(SendStatus.PENDING_APPROVAL, reason, approval.id, rows, send_id=send.id)
 
     send.status, send.reason = SendStatus.QUEUED, None
@@ -125,7 +142,7 @@ async def gate(deps: Deps, tx: Tx, send: SendRecord, now: datetime, *, confirmed
     await deps.audit(tx, send.requested_by, "decision", send.id, now, **detail)  # last: see lock_account
     rows = [released.row]
     if action == Action.SEND_AND_NOTIFY:
-        rows += await _notify(deps, tx, send, oversight_notice.SENT, summary_of(deps, send), now)
+        rows += await _notify(deps, tx, send, oversight_notice.SENT, summary_of(deps, send), now, given=facts_of(send))
     return Gated(SendStatus.QUEUED, None, None, rows, released.expires_at, send.id)
 
 
@@ -142,9 +159,12 @@ async def _notify(
     now: datetime,
     approval_id: str | None = None,
     expires_at: datetime | None = None,
+    *,
+    given: dict[str, str] | None = None,
 ) -> list[OutboxRow]:
     """The overseer's notice about `send`, within the hourly cap; past it, recorded for the
-    digest (no row). Counted under a lock of its own, taken after the account's."""
+    digest (no row). Counted under a lock of its own, taken after the account's. `given`:
+    what the requester gave, which the notice shows apart, as data."""
     overseer = deps.overseer_email
     if not overseer:
         return []
@@ -160,6 +180,7 @@ async def _notify(
             now=now,
             approval_id=approval_id,
             expires_at=expires_at,
+            given=given,
         )
         return [row]
     item = oversight_digest.DigestItem(
