@@ -318,7 +318,9 @@ def test_one_decision_per_approval_whatever_the_channel(srv: RunningServer) -> N
             assert reader.get(link).status_code == 200
 
     def cli(action: str, approval_id: str) -> int:
-        args = argparse.Namespace(command="approvals", action=action, id=approval_id, reason="by cli")
+        args = argparse.Namespace(
+            command="approvals", action=action, id=approval_id, reason="by cli", key=srv.key("admin")
+        )
         return run_admin(srv.settings, args)
 
     assert page.post(f"/admin/approvals/{held['page']}/approve", {"reason": "by page"}).status_code == 303
@@ -344,7 +346,7 @@ def test_one_decision_per_approval_whatever_the_channel(srv: RunningServer) -> N
 
     deciders = {name: approval(srv, approval_id)["decided_by"] for name, approval_id in held.items()}
     assert deciders["page"] == deciders["rest"] == f"key:{srv.key_id('admin')}"
-    assert deciders["email"] == f"email:{OVERSEER}" and deciders["cli"].startswith("cli:")
+    assert deciders["email"] == f"email:{OVERSEER}" and deciders["cli"] == f"key:{srv.key_id('admin')} (admin)"
     assert approval(srv, held["email"])["status"] == "rejected"
     entries = in_store(srv, lambda tx: tx.list_audit(limit=100_000))
     assert verify_chain(entries, TokenSigner(SECRET).audit_ring).ok  # keyed: checked with the ring
@@ -352,7 +354,8 @@ def test_one_decision_per_approval_whatever_the_channel(srv: RunningServer) -> N
         decisions = [
             e for e in entries if e.action.startswith("approval_") and e.detail.get("approval_id") == approval_id
         ]
-        assert [e.actor for e in decisions] == [deciders[name]], name
+        assert [e.actor for e in decisions] == [deciders[name].removesuffix(" (admin)")], name
+        assert [e.detail["decider"] for e in decisions] == [deciders[name]], name
 
 
 # --- expiry on a fake clock; cookies on a public bind; the signed parts alone ----------------
@@ -402,7 +405,7 @@ def test_links_and_sessions_expire(tmp_path: Path) -> None:
 
 def test_public_bind_cookies_are_secure(tmp_path: Path) -> None:
     settings = make_settings(
-        tmp_path, http_host="0.0.0.0", allowed_hosts="reset.example.com",
+        tmp_path, http_host="0.0.0.0", allowed_hosts="reset.example.com", trust_caller_recipient=True,
         allowed_origins="https://reset.example.com", public_url="https://reset.example.com",
     )  # fmt: skip
     keys = make_keys(settings, {"admin": ["approve"]})

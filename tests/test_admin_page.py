@@ -215,7 +215,26 @@ def test_every_recorded_action_has_its_sentence() -> None:
             entry("reset_reported", "oauth:app", revoked=1),
             ("app (OAuth)", "reported, for the owner of ada@example.com, a reset they did not request", None),
         ),
-    ]
+        (
+            entry("unknown_account", subject="req_9", account="mallory", kind="password_reset"),
+            ("support-agent", "asked for an email to an account the directory does not know: nothing sent",
+             "“mallory”"),
+        ),
+        (
+            entry("directory_unavailable", subject="account:u-1"),
+            ("support-agent", "asked for an email, but the account directory could not answer: nothing sent", None),
+        ),
+        (
+            entry("approvals_page_offered", approval_id="apr_1", client_answer="accept"),
+            ("support-agent", "was pointed at this page for the password reset email to ada@example.com",
+             "agreed to open it"),
+        ),
+        (
+            entry("approval_withdrawn", approval_id="apr_1", reason="declined in the agent's client"),
+            ("support-agent", "withdrew its held password reset email to ada@example.com: its client declined "
+             "to open this page", None),
+        ),
+    ]  # fmt: skip
     for e, expected in cases:
         assert line(e, subjects) == expected
 

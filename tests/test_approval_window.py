@@ -30,8 +30,11 @@ HELD = 150  # more than the expiry job's batch of 100
 async def gated(
     settings_factory: Callable[..., Settings], clock: FakeClock, backend: MemoryBackend
 ) -> AsyncIterator[App]:
-    # One caller holds all 150: the bound on a caller's pending approvals (50) raised.
-    settings = settings_factory(oversight_mode="gated", rate_limit_ip_per_hour=10_000, max_pending_per_caller=1000)
+    # One caller holds all 150: the bound on a caller's pending approvals (50) and its hourly
+    # budget of emails (60) raised.
+    settings = settings_factory(
+        oversight_mode="gated", rate_limit_ip_per_hour=10_000, max_pending_per_caller=1000, caller_sends_per_hour=10_000
+    )
     async with build_app(settings, clock=clock, backend=backend) as app:
         yield app
 

@@ -59,7 +59,7 @@ async def _full_flow(settings: Settings, clock: FakeClock) -> tuple[list[str], l
         assert (await svc.verify_reset_token(token)).valid
         assert (await svc.consume_reset_token(token, ip="81.2.69.160")).consumed
         assert not (await svc.consume_reset_token(token)).consumed  # refused replay, audited
-        await svc.contacts.send_security_alert(email="alice@example.com", user_id="u-1", reason="odd", details=None)
+        await svc.contacts.send_security_alert(email="alice@example.com", user_id="u-1", reason="other")
         other = await svc.request_password_reset(ResetInput(**reset_args(email="bob@example.com", user_id="u-2")))
         assert other.approval_id
         await svc.approvals.reject(other.approval_id, Caller("cli:alice", frozenset({"approve"})), "not a customer")

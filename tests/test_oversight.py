@@ -28,9 +28,10 @@ from reset_mcp.flows.reset import ResetInput
 from reset_mcp.mail import DeliveryReceipt, OutgoingEmail
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.policy.oversight import load_policy
+from reset_mcp.vocab import AlertReason
 from tests.conftest import SECRET, client_for, reset_args, text_of_eml, token_from, token_from_text
 
-MODES = ("read_only", "gated", "confirm", "monitored", "autonomous")
+MODES = ("read_only", "gated", "confirm", "confirm_in_client", "monitored", "autonomous")
 KINDS = ("password_reset", "security_alert", "password_changed")
 GATED_KINDS = EmailKinds().gated
 OVERSEER = "overseer@acme.test"
@@ -67,7 +68,7 @@ async def _trigger(client: Client, kind: str, token: str | None) -> dict[str, An
         result = await client.call_tool("request_password_reset", reset_args())
     elif kind == "security_alert":
         result = await client.call_tool(
-            "send_security_alert", {"email": ALICE, "user_id": "u-1", "reason": "new sign-in from Lisbon"}
+            "send_security_alert", {"email": ALICE, "user_id": "u-1", "reason": "new_device_sign_in"}
         )
     else:
         assert token is not None
@@ -107,8 +108,9 @@ async def _assert_outcome(
         if kind != "password_changed":
             assert "oversight mode read_only" in out["reason"]
         assert sent == [] and pending == []
-    elif mode in ("gated", "confirm"):
-        # confirm: this client cannot elicit (and alerts and notices are never asked): held.
+    elif mode in ("gated", "confirm", "confirm_in_client"):
+        # confirm: held for a person on the approvals page whatever the client; confirm_in_client:
+        # this client cannot elicit (and alerts and notices are never asked): held.
         assert status == "pending_approval" and send.status == "pending_approval"
         assert [(a.recipient, a.request_id) for a in pending] == [(ALICE, send.id)]
         assert sent == [("oversight_notice", OVERSEER)]  # only the overseer hears of it
@@ -122,7 +124,7 @@ async def _assert_outcome(
         assert ALICE in notice.text
     else:
         assert status == "sent" and sent == [(kind, ALICE)] and pending == []
-    if kind == "password_reset" and mode in ("read_only", "gated", "confirm"):
+    if kind == "password_reset" and mode in ("read_only", "gated", "confirm", "confirm_in_client"):
         async with app.store.transaction() as tx:  # no link exists for an unsent reset
             assert await tx.get_token_for_send(send.id) is None
 
@@ -149,7 +151,7 @@ async def test_every_mode_for_every_kind(
             backend.sent.clear()
             out = await _trigger(client, kind, token)
             await _assert_outcome(app, backend, kind, mode, out, token)
-        if mode in ("gated", "confirm"):
+        if mode in ("gated", "confirm", "confirm_in_client"):
             # Each held email of each kind goes out once a human approves it.
             backend.sent.clear()
             for held in (await app.service.approvals.list_pending()).pending:
@@ -211,9 +213,8 @@ async def test_allow_and_deny_by_address_and_domain(
             backend.sent.clear()
             args = reset_args(email=email, user_id=f"u-{n}")
             out = (await client.call_tool("request_password_reset", args)).structured_content
-            alert = await app.service.contacts.send_security_alert(
-                email=email, user_id=None, reason=f"unusual sign-in {n}", details=None
-            )
+            reason = list(AlertReason)[n % len(AlertReason)]  # one address appears twice (case): not deduplicated
+            alert = await app.service.contacts.send_security_alert(email=email, user_id=None, reason=reason)
             if rule is None:
                 assert out["status"] == "sent" and alert.status == "sent", email
                 assert [m.kind for m in backend.sent] == ["password_reset", "security_alert"]
@@ -231,7 +232,7 @@ async def test_per_address_hourly_cap_counts_every_kind(
     async with open_app(settings, clock, backend) as app:
         svc = app.service
         assert (await svc.request_password_reset(ResetInput(**reset_args()))).status == "sent"
-        alert = await svc.contacts.send_security_alert(email=ALICE, user_id="u-1", reason="odd login", details=None)
+        alert = await svc.contacts.send_security_alert(email=ALICE, user_id="u-1", reason="new_device_sign_in")
         assert alert.status == "sent"
         consumed = await svc.consume_reset_token(token_from(backend.sent[0]))
         assert consumed.consumed and consumed.notice_status == "sent"  # the third email this hour
@@ -239,7 +240,7 @@ async def test_per_address_hourly_cap_counts_every_kind(
         fourth = await svc.request_password_reset(ResetInput(**reset_args()))
         assert fourth.status == "blocked"
         assert "max_per_hour: 3 emails to this address in the last hour" in (fourth.reason or "")
-        other = await svc.contacts.send_security_alert(email=ALICE, user_id="u-1", reason="other", details=None)
+        other = await svc.contacts.send_security_alert(email=ALICE, user_id="u-1", reason="other")
         assert other.status == "blocked"
         # Another address is not affected by alice's cap.
         bob = await svc.request_password_reset(ResetInput(**reset_args(email="bob@example.com", user_id="u-2")))
@@ -414,11 +415,11 @@ async def _decline(context: Any, params: Any) -> mcp_types.ElicitResult:
 
 
 @pytest.mark.parametrize("era", ["legacy", "auto"])
-async def test_confirm_mode_asks_the_human_in_the_client(
+async def test_confirm_in_client_mode_asks_the_human_in_the_client(
     era: str, settings_factory: Callable[..., Settings], clock: FakeClock, backend: MemoryBackend
 ) -> None:
     cases = [(_accept, "sent"), (_accept_but_no, "rejected"), (_decline, "rejected"), (None, "pending_approval")]
-    async with open_app(settings_factory(oversight_mode="confirm"), clock, backend) as app:
+    async with open_app(settings_factory(oversight_mode="confirm_in_client"), clock, backend) as app:
         for n, (callback, expected) in enumerate(cases):
             asked: list[str] = []
 
@@ -449,7 +450,7 @@ async def test_confirm_mode_asks_the_human_in_the_client(
                 assert backend.sent == [] and [a.id for a in pending] == [out["approval_id"]]
 
 
-async def test_confirm_does_not_ask_when_the_policy_does_not(app: App) -> None:
+async def test_confirm_in_client_does_not_ask_when_the_policy_does_not(app: App) -> None:
     assert app.policy.mode_for("password_reset") == "autonomous"
     asked: list[str] = []
 
@@ -462,7 +463,7 @@ async def test_confirm_does_not_ask_when_the_policy_does_not(app: App) -> None:
     assert out["status"] == "sent" and asked == []
 
 
-async def test_confirm_never_asks_about_an_email_the_policy_blocks_or_the_service_refuses(
+async def test_confirm_in_client_never_asks_about_an_email_the_policy_blocks_or_the_service_refuses(
     settings_factory: Callable[..., Settings], clock: FakeClock, backend: MemoryBackend, tmp_path: Path
 ) -> None:
     asked: list[str] = []
@@ -471,7 +472,7 @@ async def test_confirm_never_asks_about_an_email_the_policy_blocks_or_the_servic
         asked.append(params.message)
         return mcp_types.ElicitResult(action="accept", content={"send": True})
 
-    policy = _policy(tmp_path, 'mode = "confirm"\n[recipients]\ndeny_domains = ["blocked.example.com"]\n')
+    policy = _policy(tmp_path, 'mode = "confirm_in_client"\n[recipients]\ndeny_domains = ["blocked.example.com"]\n')
     async with (
         open_app(settings_factory(policy_file=policy), clock, backend) as app,
         client_for(app, elicitation_callback=cb) as client,
@@ -540,12 +541,27 @@ async def test_cli_lists_approves_and_rejects_on_the_same_data_dir(
     assert code == 0, err
     assert first.approval_id in out and second.approval_id in out and "password_reset" in out
     assert "held because: oversight mode gated" in out
+    assert "given by the requester (data): user_id “u-1”" in out
     assert list(outbox.glob("*.eml")) == []
 
+    # A shell is no credential: without an approve key nothing is decided (issue 20).
+    code, _, err = await _cli(env, "approvals", "approve", first.approval_id)
+    assert code == 2 and "needs an API key with the approve scope" in err and len(err.strip().splitlines()) == 1
+    code, out, err = await _cli(env, "keys", "create", "--scope", "send", "--name", "agent")
+    send_key = out.strip() if code == 0 else ""
+    assert send_key.startswith("rmcp_"), out
+    code, _, err = await _cli(env, "approvals", "approve", first.approval_id, "--key", send_key)
+    assert code == 2 and "lacks the 'approve' scope" in err
+    code, out, err = await _cli(env, "keys", "create", "--scope", "approve", "--name", "alice")
+    approve_key = out.strip()
+    async with build_app(settings) as app:
+        assert (await app.service.approvals.list_pending()).count == 2  # still pending, both
+
     (code, out, err), (rcode, rout, rerr) = await _both(
-        _cli(env, "approvals", "approve", first.approval_id),
-        _cli(env, "approvals", "reject", second.approval_id, "--reason", "unknown person"),
-    )
+        _cli(env, "approvals", "approve", first.approval_id, "--key", approve_key),
+        _cli({**env, "RESET_MCP_APPROVE_KEY": approve_key}, "approvals", "reject", second.approval_id,
+             "--reason", "unknown person"),
+    )  # fmt: skip
     assert code == 0, err
     assert f"{first.approval_id}: approved" in out and "delivery sent" in out
     assert rcode == 0, rerr
@@ -557,7 +573,8 @@ async def test_cli_lists_approves_and_rejects_on_the_same_data_dir(
     async with build_app(settings) as app:
         assert (await app.service.verify_reset_token(token)).valid
         status = await app.service.approvals.send_status(first.request_id)
-        assert status.approval is not None and status.approval.decided_by == "cli:alice"
+        assert status.approval is not None and status.approval.decided_by.endswith(" (alice)")
+        assert status.approval.decided_by.startswith("key:")
         assert (await app.service.approvals.send_status(second.request_id)).status == "rejected"
         assert (await app.service.approvals.list_pending()).count == 0
         with pytest.raises(ConflictError, match="already approved"):

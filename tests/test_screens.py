@@ -171,7 +171,7 @@ def hold_one_of_each(srv: RunningServer) -> None:
             await agent.call_tool("request_password_reset", reset_args(email="ada@example.com", name="Ada Lovelace"))
             for ip in IPS:  # high risk: the abuse detector's own alert is held too
                 await agent.call_tool("request_password_reset", reset_args(email="grace@example.com", ip=ip))
-            await agent.call_tool("send_security_alert", {"email": "linus@example.com", "reason": "new sign-in"})
+            await agent.call_tool("send_security_alert", {"email": "linus@example.com", "reason": "new_device_sign_in"})
 
     in_thread(run)
 

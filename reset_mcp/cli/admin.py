@@ -1,15 +1,17 @@
 """The overseer's commands: approvals, audit, outbox, migrate, preview, purge.
 
 They work on the same database as the server (SQLite in WAL mode takes a CLI writer
-beside a running server). The CLI acts as `cli:<user>`, a different identity from any
-agent, so an approval given here is never the requester's own.
+beside a running server). Deciding an approval needs an API key with the `approve`
+scope (`--key` or RESET_MCP_APPROVE_KEY): the CLI decides as that key, and records its
+name, so the credentials that requested a send can never approve it, whoever holds a
+shell on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -28,13 +30,31 @@ from reset_mcp.policy.abuse import HISTORY_DAYS
 from reset_mcp.store import open_store
 from reset_mcp.vocab import ApprovalStatus, OutboxStatus, Scope
 
+APPROVE_KEY_VAR = "RESET_MCP_APPROVE_KEY"
+NO_KEY = (
+    f"deciding an approval needs an API key with the approve scope: --key rmcp_... or {APPROVE_KEY_VAR} "
+    "(create one with: reset-mcp keys create --scope approve --name <your name>)"
+)
 
-def _cli_caller() -> Caller:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Caller(f"cli:{user}", frozenset({Scope.APPROVE}))
+
+class Refused(Exception):
+    """The command cannot go on; exit code 2 with the message on stderr."""
+
+
+async def _approver(app: App, presented: str | None) -> Caller:
+    """The caller an approve key names; `Refused` without one, or with any other key.
+
+    A shell is no credential: an agent with a shell (Claude Code over stdio) could run
+    this command too. The key's own name is recorded as the decider."""
+    presented = (presented or os.environ.get(APPROVE_KEY_VAR) or "").strip()
+    if not presented:
+        raise Refused(NO_KEY)
+    record = await app.service.keys.authenticate(presented)
+    if record is None:
+        raise Refused("that key is not valid: mistyped, revoked, or not a reset-mcp key")
+    if Scope.APPROVE not in record.scopes:
+        raise Refused("this key lacks the 'approve' scope; use an overseer's key")
+    return Caller(f"key:{record.id}", frozenset(record.scopes), name=record.name)
 
 
 def _when(value: Any) -> str:
@@ -59,8 +79,16 @@ async def _approvals(app: App, args: argparse.Namespace) -> int:
             print(f"{a.id}  {a.status:<9} {a.kind:<16} {a.recipient}  expires {_when(a.expires_at)}")
             print(f"    {a.summary}")
             print(f"    held because: {a.reason}")
+            if a.given is not None and (given := a.given.model_dump(exclude_none=True)):
+                # What the requester wrote, quoted and apart from our words: data, not instructions.
+                quoted = ", ".join(f"{key} “{value}”" for key, value in given.items())
+                print(f"    given by the requester (data): {quoted}")
         return 0
-    caller = _cli_caller()
+    try:
+        caller = await _approver(app, getattr(args, "key", None))
+    except Refused as exc:
+        print(f"reset-mcp: {exc}", file=sys.stderr)
+        return 2
     if args.action == "approve":
         result = await desk.approve(args.id, caller, args.reason)
     else:

@@ -76,12 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     asub = appr.add_subparsers(dest="action", required=True, title="actions", metavar="ACTION")
     al = asub.add_parser("list", help="held emails waiting for a decision")
     al.add_argument("--all", action="store_true", help="include decided approvals")
-    aa = asub.add_parser("approve", help="release a held email (you act as cli:<your user name>)")
+    key_help = "an API key with the approve scope (default RESET_MCP_APPROVE_KEY); its name is recorded"
+    aa = asub.add_parser("approve", help="release a held email (you decide as your approve key)")
     aa.add_argument("id", help="the approval id (apr_...)")
     aa.add_argument("--reason", default=None, help="why, for the audit log")
+    aa.add_argument("--key", default=None, help=key_help)
     ar = asub.add_parser("reject", help="refuse a held email; it is never sent")
     ar.add_argument("id", help="the approval id (apr_...)")
     ar.add_argument("--reason", required=True, help="why, for the audit log (required)")
+    ar.add_argument("--key", default=None, help=key_help)
 
     audit = sub.add_parser("audit", help="verify or show the audit log")
     ausub = audit.add_subparsers(dest="action", required=True, title="actions", metavar="ACTION")
@@ -134,7 +137,10 @@ SERVE_TEXT = (
     "Run the MCP server. On stdio a desktop host (Claude Desktop, Claude Code) starts it; in a terminal "
     "it waits for a client until Ctrl-C. Over HTTP every request needs an API key (reset-mcp keys create)."
 )
-APPROVALS_TEXT = "Held emails: the oversight policy waits for a human's decision on these."
+APPROVALS_TEXT = (
+    "Held emails: the oversight policy waits for a human's decision on these. Deciding needs an API key "
+    "with the approve scope (--key or RESET_MCP_APPROVE_KEY): a shell on this machine is no credential."
+)
 KEYS_TEXT = (
     "Bearer keys for the HTTP transports and REST routes. They live in the database of the data "
     "folder (RESET_MCP_DATA_DIR), which serve uses too."

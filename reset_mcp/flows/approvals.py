@@ -16,61 +16,12 @@ from datetime import datetime
 from reset_mcp.deps import Caller, Deps, lock_account
 from reset_mcp.errors import ConflictError, NotFoundError, PermissionDeniedError
 from reset_mcp.flows import paging
-from reset_mcp.models import ApprovalDecision, ApprovalView, DeliveryView, PendingSends, SendStatusView
+from reset_mcp.flows.views import approval_view, send_status
+from reset_mcp.models import ApprovalDecision, ApprovalView, PendingSends, SendStatusView
 from reset_mcp.store import Tx
-from reset_mcp.store.records import ApprovalRecord, OutboxRow, SendRecord
+from reset_mcp.store.records import ApprovalRecord, OutboxRow
 from reset_mcp.validation import identifier, single_line
-from reset_mcp.vocab import ApprovalStatus, OutboxStatus, Scope, SendStatus
-
-
-def approval_view(a: ApprovalRecord) -> ApprovalView:
-    return ApprovalView(
-        id=a.id,
-        request_id=a.send_id,
-        kind=a.kind,
-        recipient=a.recipient,
-        summary=a.summary,
-        requested_by=a.requested_by,
-        reason=a.reason,
-        status=a.status,
-        created_at=a.created_at,
-        expires_at=a.expires_at,
-        decided_by=a.decided_by,
-        decided_at=a.decided_at,
-        decision_reason=a.decision_reason,
-    )
-
-
-def delivery_view(r: OutboxRow) -> DeliveryView:
-    return DeliveryView(
-        outbox_id=r.id,
-        kind=r.kind,
-        recipient=r.recipient,
-        status=r.status,
-        attempts=r.attempts,
-        next_attempt_at=r.next_attempt_at if r.status == OutboxStatus.PENDING else None,
-        last_error=r.last_error,
-        sent_at=r.sent_at,
-        message_id=r.message_id,
-        provider_message_id=r.provider_message_id,
-    )
-
-
-def send_status(send: SendRecord, approval: ApprovalRecord | None, rows: list[OutboxRow]) -> SendStatusView:
-    return SendStatusView(
-        request_id=send.id,
-        kind=send.kind,
-        recipient=send.recipient,
-        status=send.status,
-        reason=send.reason,
-        decision=send.decision,
-        requested_by=send.requested_by,
-        created_at=send.created_at,
-        updated_at=send.updated_at,
-        expires_at=send.expires_at,
-        approval=approval_view(approval) if approval else None,
-        deliveries=[delivery_view(r) for r in rows],
-    )
+from reset_mcp.vocab import ApprovalStatus, Scope, SendStatus
 
 
 def sees_all_sends(caller: Caller) -> bool:
@@ -136,6 +87,28 @@ class ApprovalDesk:
             rows = await tx.outbox_for_send(request_id)
         return send_status(send, approval, rows)
 
+    # What an agent (`send`) may see ----------------------------------------------------
+    def _hidden_from(self, caller: Caller, kind: str) -> bool:
+        # With a directory, an email to an account tells that the account exists and names
+        # its address: the overseer's to see (and the local user's), never an agent's, even
+        # for a request it made itself (an unknown account's request has no send to show).
+        found = self.deps.kinds.get(kind)
+        account_facing = not (found is not None and found.to_overseer)
+        return self.deps.directory is not None and account_facing and not sees_all_sends(caller)
+
+    async def agent_pending(
+        self, limit: int = 100, *, caller: Caller, cursor: str | None = None, requested_by: str | None = None
+    ) -> PendingSends:
+        page = await self.list_pending(limit, cursor=cursor, requested_by=requested_by, caller=caller)
+        shown = [a for a in page.pending if not self._hidden_from(caller, a.kind)]
+        return page.model_copy(update={"count": len(shown), "pending": shown})
+
+    async def agent_send_status(self, request_id: str, caller: Caller) -> SendStatusView:
+        status = await self.send_status(request_id, caller)
+        if self._hidden_from(caller, status.kind):
+            raise NotFoundError(f"no request {identifier(request_id, 'request_id', 64)!r}")  # as for one never made
+        return status
+
     async def approve(self, approval_id: str, caller: Caller, reason: str | None = None) -> ApprovalDecision:
         return await self._decide(approval_id, caller, ApprovalStatus.APPROVED, reason)
 
@@ -165,7 +138,7 @@ class ApprovalDesk:
             # a batch at a time, and an overdue approval must never be granted meanwhile.
             late = approval.expires_at <= now and await self._expire(tx, approval, now)  # committed below
             if not late:
-                if not await tx.decide_approval(approval_id, status=status, by=caller.id, reason=reason, now=now):
+                if not await tx.decide_approval(approval_id, status=status, by=caller.decider, reason=reason, now=now):
                     current = await tx.get_approval(approval_id)
                     state = current.status if current else "decided"
                     raise ConflictError(f"approval {approval_id} was already {state}")
@@ -176,12 +149,43 @@ class ApprovalDesk:
                     rows.append((await d.releaser.release(tx, send, now)).row)
                 else:
                     await tx.update_send(send.id, SendStatus.REJECTED, reason or "rejected by the overseer", now)
-                await d.audit(tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason)
+                await d.audit(
+                    tx, caller.id, f"approval_{status}", send.id, now, approval_id=approval_id, reason=reason,
+                    decider=caller.decider,
+                )  # fmt: skip
         if late:
             ended = approval.expires_at.isoformat()
             raise ConflictError(f"approval {approval_id} expired: its window ended at {ended}; nothing was sent")
         delivery = await d.deliver(rows)
         return ApprovalDecision(approval_id=approval_id, status=status, request_id=approval.send_id, delivery=delivery)
+
+    async def withdraw(self, approval_id: str, caller: Caller, reason: str) -> bool:
+        """The requester takes back its own held send (its client declined to open the
+        approvals page): rejected, nothing sent. Only the requester's own, only while
+        pending; False otherwise. Needs no `approve` scope: it can only stop a send."""
+        d = self.deps
+        async with d.store.transaction() as tx:
+            approval = await tx.get_approval(approval_id)
+            if approval is None or approval.requested_by != caller.id:
+                return False
+            await lock_account(tx, approval.recipient)
+            now = d.clock.now()
+            if not await tx.decide_approval(approval_id, status=ApprovalStatus.REJECTED, by=caller.id,
+                                            reason=reason, now=now):  # fmt: skip
+                return False
+            await tx.update_send(approval.send_id, SendStatus.REJECTED, reason, now)
+            await d.audit(tx, caller.id, "approval_withdrawn", approval.send_id, now, approval_id=approval_id,
+                          reason=reason)  # fmt: skip
+        return True
+
+    async def record_page_offer(self, approval_id: str, caller: Caller, outcome: str) -> None:
+        """The audit's note that the client was pointed at the approvals page, and its answer
+        (accept means only that the user agreed to open it)."""
+        async with self.deps.store.transaction() as tx:
+            approval = await tx.get_approval(approval_id)
+            subject = approval.send_id if approval is not None else approval_id
+            await self.deps.audit(tx, caller.id, "approvals_page_offered", subject, self.deps.clock.now(),
+                                  approval_id=approval_id, client_answer=outcome)  # fmt: skip
 
     async def expire_due(self) -> int:
         """End approvals that waited past their window: `expired`, and nothing is sent."""

@@ -2,12 +2,18 @@
 
 The trust ladder, from least to most trust in the agent:
 
-    read_only   nothing is sent; the tool answers `blocked` with the reason
-    gated       held until a human approves it (CLI, admin HTTP, approval email)
-    confirm     the human in the agent's client confirms through MCP elicitation;
-                a client that cannot elicit falls back to `gated`
-    monitored   sent at once, and the overseer gets a notice (never the link itself)
-    autonomous  sent at once (the default: a reset email must not wait)
+    read_only          nothing is sent; the tool answers `blocked` with the reason
+    gated              held until a human approves it (CLI with an approve key, admin
+                       HTTP, approval email)
+    confirm            held as in `gated`, and the agent's client is pointed (MCP URL
+                       elicitation) at this server's approvals page, where a person
+                       signed in with an `approve` key decides: the agent's client
+                       cannot answer for the person
+    confirm_in_client  the agent's client asks its user (MCP form elicitation); this
+                       trusts the client software: one that auto-accepts confirms its
+                       own sends. A client that cannot ask falls back to `gated`
+    monitored          sent at once, and the overseer gets a notice (never the link itself)
+    autonomous         sent at once (the default: a reset email must not wait)
 
 The mode is set globally (RESET_MCP_OVERSIGHT_MODE) and per email kind in the policy
 file (RESET_MCP_POLICY_FILE, TOML). Recipient rules come first: deny lists win over
@@ -48,12 +54,14 @@ _ACTION_BY_MODE: dict[Mode, Action] = {
     Mode.READ_ONLY: Action.BLOCK,
     Mode.GATED: Action.HOLD,
     Mode.CONFIRM: Action.CONFIRM,
+    Mode.CONFIRM_IN_CLIENT: Action.CONFIRM_IN_CLIENT,
     Mode.MONITORED: Action.SEND_AND_NOTIFY,
     Mode.AUTONOMOUS: Action.SEND,
 }
 _REASONS: dict[Action, str] = {
     Action.HOLD: "oversight mode gated: {kind} emails wait for a human's approval",
-    Action.CONFIRM: "oversight mode confirm: {kind} emails need the user's confirmation",
+    Action.CONFIRM: "oversight mode confirm: {kind} emails wait for a person's decision on the approvals page",
+    Action.CONFIRM_IN_CLIENT: "oversight mode confirm_in_client: {kind} emails need the user's confirmation",
     Action.SEND_AND_NOTIFY: "oversight mode monitored: sent, and the overseer is told",
     Action.SEND: "oversight mode autonomous",
 }
@@ -142,7 +150,9 @@ class Policy:
 MODE_MEANINGS: dict[Mode, str] = {
     Mode.READ_ONLY: "not sent: the request is answered blocked",
     Mode.GATED: "held until a human approves it on a channel agents do not hold",
-    Mode.CONFIRM: "sent once the person in your client confirms (held when the client cannot ask)",
+    Mode.CONFIRM: "held until a person signed in on this server's approvals page decides; your client may be "
+    "pointed there, and only that person can send it",
+    Mode.CONFIRM_IN_CLIENT: "sent once the person in your client confirms (held when the client cannot ask)",
     Mode.MONITORED: "sent at once, and the overseer is told",
     Mode.AUTONOMOUS: "sent at once",
 }

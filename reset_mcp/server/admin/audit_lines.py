@@ -133,6 +133,15 @@ def _sentence(e: AuditEntry, send: SendRecord | None, kind_label: Callable[[str]
         return "signed out of this page", None
     if action == "reset_reported":
         return f"reported, for the owner of {recipient}, a reset they did not request", None
+    if action == "unknown_account":  # the account directory knows no such account: nothing was sent
+        return "asked for an email to an account the directory does not know: nothing sent", _quoted(d.get("account"))
+    if action == "directory_unavailable":
+        return "asked for an email, but the account directory could not answer: nothing sent", None
+    if action == "approvals_page_offered":
+        answer = {"accept": "agreed to open it", "decline": "declined", "cancel": "dismissed it"}
+        return f"was pointed at this page for {the_email}", answer.get(str(d.get("client_answer")))
+    if action == "approval_withdrawn":
+        return f"withdrew its held {what}: its client declined to open this page", None
     return _generic(e)
 
 

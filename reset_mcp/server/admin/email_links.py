@@ -21,7 +21,7 @@ from reset_mcp.errors import InvalidInputError
 from reset_mcp.models import ApprovalView
 from reset_mcp.server.admin import session as s
 from reset_mcp.server.admin.pages import Pages
-from reset_mcp.server.admin.views import kind_label, try_render, until, when
+from reset_mcp.server.admin.views import given_rows, kind_label, try_render, until, when
 from reset_mcp.server.http.auth import HTTPProblem
 from reset_mcp.vocab import ApprovalStatus, Scope
 
@@ -63,7 +63,7 @@ class EmailDecisions:
             kind_label=kind_label(site.app, approval.kind),
             exp=form.get("exp", ""), sig=form.get("sig", ""), overseer=links.overseer,
             expires_in=until(approval.expires_at, now), expires=when(approval.expires_at),
-            rendered=try_render(site.app, send, now), **ctx,
+            rendered=try_render(site.app, send, now), given=given_rows(approval), **ctx,
         )  # fmt: skip
 
     async def page(self, request: Request) -> Response:

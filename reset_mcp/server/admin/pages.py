@@ -98,8 +98,10 @@ class Pages:
             raise HTTPProblem(403, "the form's security token is missing or stale; reload the page and try again")
         return form
 
-    def signin_page(self, request: Request, status: int = 200, error: str | None = None) -> Response:
-        response = self.page(request, "signin.html.j2", status, error=error)
+    def signin_page(
+        self, request: Request, status: int = 200, error: str | None = None, next_page: str | None = None
+    ) -> Response:
+        response = self.page(request, "signin.html.j2", status, error=error, next=next_page)
         if request.cookies.get(s.SESSION_COOKIE):
             s.clear_cookie(response, s.SESSION_COOKIE, secure=self.secure)
         return response

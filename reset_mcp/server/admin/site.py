@@ -4,6 +4,8 @@
     POST /admin/signin                       an API key with the `approve` scope -> session cookie
     POST /admin/signout                      ends the session in the store (every instance)
     POST /admin/approvals/{id}/{action}      approve | reject, decided as `key:<id>` (as over REST)
+    GET  /admin/approvals/{id}               one held email and its buttons: where `confirm` mode's URL
+                                             elicitation points (sign-in first; no key in the URL)
     GET  /admin/approvals/{id}/preview       the held email's HTML, link masked (framed, sandboxed)
     GET  /admin/decide/{id}/{action}         from the notice email: a confirmation page, never decides
     POST /admin/decide/{id}/{action}         decides as `email:<overseer>`
@@ -34,9 +36,10 @@ from reset_mcp.server.admin.email_links import EmailDecisions
 from reset_mcp.server.admin.pages import TEMPLATES, Pages
 from reset_mcp.server.admin.views import kind_label, pending_item, try_render, when
 from reset_mcp.server.http.auth import AppHolder, HTTPProblem
-from reset_mcp.vocab import Scope
+from reset_mcp.vocab import ApprovalStatus, Scope
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NEXT_RE = re.compile(r"/admin/approvals/[A-Za-z0-9_-]{1,64}")
 
 
 class AdminSite(Pages):
@@ -51,6 +54,7 @@ class AdminSite(Pages):
             Route("/admin/signin", self.signin, methods=["POST"]),
             Route("/admin/signout", self.signout, methods=["POST"]),
             Route("/admin/static/admin.css", self.css, methods=["GET"]),
+            Route("/admin/approvals/{id}", self.one, methods=["GET"]),
             Route("/admin/approvals/{id}/preview", self.preview, methods=["GET"]),
             Route("/admin/approvals/{id}/{action}", self.decide, methods=["POST"]),
             Route("/admin/decide/{id}/{action}", self.email.page, methods=["GET"]),
@@ -75,24 +79,60 @@ class AdminSite(Pages):
             items=items, audit=audit, decided=shown.decided, decided_by=decided_by, when=when,
         )  # fmt: skip
 
+    async def one(self, request: Request) -> Response:
+        """One held email, as the agent's client opened it (URL elicitation in `confirm` mode).
+
+        The URL names the approval only; whoever opens it signs in with an `approve` key
+        first, and the key that asked for the send cannot decide it (the desk refuses)."""
+        approval_id = request.path_params["id"]
+        if not _ID_RE.fullmatch(approval_id):
+            raise HTTPProblem(404, "no such approval")
+        signed = await self.session(request)
+        if signed is None:
+            return self.signin_page(request, next_page=f"/admin/approvals/{approval_id}")
+        session, record = signed
+        app, now = self.app, self.now()
+        view = await app.service.approvals.get(approval_id)
+        shown = await app.service.admin.pending_page(audit_limit=0)
+        names = Names(shown.names)
+        item, decided = None, None
+        if view.status == ApprovalStatus.PENDING and view.expires_at > now:
+            send = await app.service.admin.send(view.request_id)
+            item = pending_item(app, view, send, now, shown.activity.get(view.recipient), names)
+        else:
+            by = f" by {names(view.decided_by)}" if view.decided_by else ""
+            decided = f"This email was already {view.status}{by} ({when(view.decided_at or view.expires_at)})."
+        return self.page(
+            request, "approval.html.j2", 200, session.value, signed_in=names(f"key:{record.id}"), item=item,
+            decided=decided, error=None,
+        )  # fmt: skip
+
     async def signin(self, request: Request) -> Response:
         form = await self.post_form(request, s.form_nonce(request))
         # Per host network (an IPv6 /64), so a guesser cannot step through its addresses.
         client = net_of_stored(request.client.host if request.client else None) or "unknown"
+        wanted = form.get("next", "")
+        back = wanted if _NEXT_RE.fullmatch(wanted) else None  # only our own approval pages
         wait = self.throttle.retry_after(client)
         if wait is not None:
-            response = self.signin_page(request, 429, f"Too many failed sign-ins; try again in {wait} seconds.")
+            response = self.signin_page(
+                request, 429, f"Too many failed sign-ins; try again in {wait} seconds.", next_page=back
+            )
             response.headers["Retry-After"] = str(wait)
             return response
         record = await self.app.service.keys.authenticate(form.get("key", "").strip())
         if record is None:
             self.throttle.failed(client)
-            return self.signin_page(request, 401, "That key is not valid: mistyped, revoked, or not a reset-mcp key.")
+            return self.signin_page(
+                request, 401, "That key is not valid: mistyped, revoked, or not a reset-mcp key.", next_page=back
+            )
         if Scope.APPROVE not in record.scopes:
-            return self.signin_page(request, 403, "This key lacks the 'approve' scope; sign in with an overseer's key.")
+            return self.signin_page(
+                request, 403, "This key lacks the 'approve' scope; sign in with an overseer's key.", next_page=back
+            )
         session = self.codec.issue(record.id, self.now())
         await self.app.service.admin.sign_in(record, session.id, session.expires_at)
-        response = RedirectResponse("/admin", status_code=303, headers=s.SECURITY_HEADERS)
+        response = RedirectResponse(back or "/admin", status_code=303, headers=s.SECURITY_HEADERS)
         max_age = int(self.codec.ttl.total_seconds())
         s.set_cookie(response, s.SESSION_COOKIE, session.value, max_age=max_age, secure=self.secure)
         return response

@@ -110,6 +110,19 @@ class PendingItem:
     text: str | None
     requested_by_id: str = ""  # the principal itself
     activity: Activity | None = None
+    given: tuple[tuple[str, str], ...] = ()  # what the requester gave: data, shown quoted and apart
+
+
+GIVEN_LABELS = (
+    ("user_id", "User ID"), ("name", "Name"), ("ip", "IP address"), ("device", "Device"), ("location", "Location"),
+)  # fmt: skip
+
+
+def given_rows(view: ApprovalView) -> tuple[tuple[str, str], ...]:
+    if view.given is None:
+        return ()
+    values = view.given.model_dump()
+    return tuple((label, values[key]) for key, label in GIVEN_LABELS if values.get(key))
 
 
 def pending_item(
@@ -137,4 +150,5 @@ def pending_item(
         subject=rendered.subject if rendered else None,
         text=rendered.text if rendered else None,
         activity=activity_view(activity, names),
+        given=given_rows(view),
     )
