@@ -48,8 +48,10 @@ from reset_mcp.app import App, build_app
 from reset_mcp.clock import FakeClock
 from reset_mcp.config import Settings, load_settings
 from reset_mcp.errors import InvalidInputError
+from reset_mcp.flows.views import VALUE_CAP
 from reset_mcp.mail.memory import MemoryBackend
 from reset_mcp.tokens import TokenClaims
+from reset_mcp.untrusted import as_data
 from tests.conftest import SECRET, client_for, reset_args, token_from
 from tests.pg import fresh_schema_url, pg_database_fixture
 
@@ -284,8 +286,12 @@ class Harness:
             contact = self.portal.call(self.client.call_tool, "get_contact", {"email": out["email"]})
             latest = contact.structured_content["recent_events"][0]  # type: ignore[index]
             assert latest["event_type"] == out["event_type"]
-            # metadata=inf itself travels as null, which the tool takes for "no metadata".
-            sent = {k: _as_json_sends(v) for k, v in (_as_json_sends(args.get("metadata")) or {}).items()}
+            # metadata=inf itself travels as null, which the tool takes for "no metadata". Text
+            # comes back as data: one line, nothing invisible, capped (untrusted.as_data).
+            sent = {
+                as_data(k, 64): as_data(v, VALUE_CAP) if isinstance(v, str) else _as_json_sends(v)
+                for k, v in (_as_json_sends(args.get("metadata")) or {}).items()
+            }
             assert latest["metadata"] == {**sent, "recorded_by": "stdio"}
         return result
 

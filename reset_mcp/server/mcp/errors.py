@@ -20,7 +20,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from reset_mcp.errors import ResetMCPError, refusal
+from reset_mcp.models import UNTRUSTED_NOTE
 from reset_mcp.server.mcp.icons import tool_icon
+from reset_mcp.server.mcp.marking import result_paths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,18 +36,24 @@ def tool_errors() -> Iterator[None]:
 
 
 class Tools:
-    """Registers tools on one server and keeps their names."""
+    """Registers tools on one server and keeps their names, and each one's untrusted result
+    fields (for `marking.UntrustedMeta`, whose note ends the tool's description)."""
 
     def __init__(self, server: MCPServer[Any]) -> None:
         self.server = server
         self.names: set[str] = set()
+        self.untrusted: dict[str, list[str]] = {}
 
     def __call__(self, **kwargs: Any) -> Callable[[F], F]:
         def decorate(fn: F) -> F:
             self.names.add(fn.__name__)
             kwargs.setdefault("icons", tool_icon(fn.__name__))
+            description = inspect.cleandoc(fn.__doc__ or "")
+            if paths := result_paths(fn):
+                self.untrusted[fn.__name__] = paths
+                description += "\n\n" + UNTRUSTED_NOTE
             bounded = _bounded(fn)
-            return self.server.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(bounded)  # type: ignore[no-any-return]
+            return self.server.tool(description=description, **kwargs)(bounded)  # type: ignore[no-any-return]
 
         return decorate
 
