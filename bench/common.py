@@ -18,7 +18,9 @@ SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123"
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 # Benchmarks send far more than the abuse limits allow a real user; each request still
 # uses its own address, so no account ever crosses the abuse thresholds.
-LIMITS = {"rate_limit_account_per_hour": 1_000_000, "rate_limit_ip_per_hour": 1_000_000}
+LIMITS = {
+    "rate_limit_account_per_hour": 1_000_000, "rate_limit_ip_per_hour": 1_000_000, "caller_sends_per_hour": 1_000_000,
+}  # fmt: skip
 
 
 def server_pythonpath(root: Path) -> str:
@@ -39,6 +41,7 @@ def bench_env(data_dir: Path, smtp_port: int, **extra: str) -> dict[str, str]:
         "RESET_MCP_PRODUCT_NAME": "Bench",
         "RESET_MCP_RATE_LIMIT_ACCOUNT_PER_HOUR": str(LIMITS["rate_limit_account_per_hour"]),
         "RESET_MCP_RATE_LIMIT_IP_PER_HOUR": str(LIMITS["rate_limit_ip_per_hour"]),
+        "RESET_MCP_CALLER_SENDS_PER_HOUR": str(LIMITS["caller_sends_per_hour"]),
         "RESET_MCP_LOG_LEVEL": "WARNING",
     }
     env.update(extra)

@@ -27,9 +27,10 @@ from reset_mcp.bounds import CallBounds
 from reset_mcp.clock import Clock, SystemClock
 from reset_mcp.compose import Composer
 from reset_mcp.compose.models import Branding
-from reset_mcp.config import MIN_SECRET_BYTES, Settings
+from reset_mcp.config import MIN_SECRET_BYTES, NO_DIRECTORY_WARNING, Settings
 from reset_mcp.context import GeoLocator
 from reset_mcp.deps import Deps
+from reset_mcp.directory import Directory, open_directory_of
 from reset_mcp.emails.kind import EmailKind, RenderEnv
 from reset_mcp.emails.outgoing import MessageFactory
 from reset_mcp.emails.registry import BUILTIN, EmailKinds
@@ -192,10 +193,14 @@ async def build_app(
         if backend is None:
             backend = open_email_backend(settings.mail_options())
             stack.push_async_callback(backend.aclose)
+        directory = await open_directory_of(settings)
+        if directory is not None:
+            stack.push_async_callback(directory.aclose)
         counted = Metrics() if metrics else None
         app = _wire(
-            settings, clock, secret, signer, registry, policy, composer, links, counted, geo, store, backend, observers
-        )
+            settings, clock, secret, signer, registry, policy, composer, links, counted, geo, store, backend, observers,
+            directory,
+        )  # fmt: skip
         # Deliveries run in the dispatcher's task group, closed before the backend and the store.
         await stack.enter_async_context(app.dispatcher.running())
         try:
@@ -218,6 +223,7 @@ def _wire(
     store: Store,
     backend: EmailBackend,
     observers: Sequence[Observer],
+    directory: Directory | None = None,
 ) -> App:
     canon = settings.canon
     env = render_env(settings, composer, links)
@@ -254,6 +260,9 @@ def _wire(
         canon=canon,
         max_pending=settings.max_pending_per_caller,
         send_wait=settings.send_wait_seconds,
+        directory=directory,
+        caller_sends_per_hour=settings.caller_sends_per_hour,
+        answer_step=settings.directory_answer_step_ms / 1000,
     )
     service = ResetService(deps)
     jobs = JobRunner(
@@ -290,6 +299,8 @@ async def app_with_jobs(
         if freeze_heap:
             gc.collect()  # what is garbage now is not frozen
             gc.freeze()
+        if not settings.has_directory:
+            log.warning(NO_DIRECTORY_WARNING)
         outbox = f" (outbox folder {settings.effective_outbox_dir.resolve()})" if app.backend.name == "outbox" else ""
         log.info(
             "reset-mcp %s: database %s; email backend %s%s; oversight %s",

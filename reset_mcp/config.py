@@ -155,6 +155,16 @@ class Settings(BaseSettings):
     trust_caller_recipient: bool = Field(
         False, description="Without a directory, allow a public bind where the agent names the recipient."
     )
+    directory_answer_step_ms: float = Field(
+        100.0,
+        ge=0,
+        le=5000,
+        description="With a directory, a reset is answered at a whole multiple of this many ms after it began, "
+        "so a known and an unknown account take the same time; 0 turns it off.",
+    )
+    caller_sends_per_hour: int = Field(
+        60, ge=1, description="Emails one caller (API key) may ask for in an hour, across all addresses."
+    )
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8765, ge=0, le=65535)
@@ -336,6 +346,10 @@ class Settings(BaseSettings):
 
     # Derived values -----------------------------------------------------------------
     @property
+    def has_directory(self) -> bool:
+        return bool(self.directory_url or self.directory_sql)
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'reset-mcp.db'}"
 
@@ -402,6 +416,12 @@ class Settings(BaseSettings):
             if len(key.encode()) < MIN_SECRET_BYTES:
                 raise ConfigError(f"RESET_MCP_SECRET_FALLBACKS: every key must be at least {MIN_SECRET_BYTES} bytes")
         return keys
+
+
+NO_DIRECTORY_WARNING = (
+    "no account directory (RESET_MCP_DIRECTORY_URL or RESET_MCP_DIRECTORY_SQL): the caller chooses the "
+    "recipient, user id and name of every reset; configure one before an agent you do not fully trust calls this server"
+)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -13,6 +13,7 @@ from reset_mcp.bounds import answer_by
 from reset_mcp.canonical import Canon
 from reset_mcp.clock import Clock
 from reset_mcp.context import GeoLocator
+from reset_mcp.directory import Directory
 from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.models import DeliveryInfo
 from reset_mcp.outbox.dispatcher import DeliveryOutcome, Dispatcher
@@ -36,6 +37,12 @@ class Caller:
     can_elicit: bool = False
     peer: str | None = None  # the connection's address (HTTP), for throttling when no `ip` is given
     local: bool = False  # the machine's own user (stdio, in process): sees every request and contact
+    name: str | None = None  # an API key's name, where the channel knows it (the CLI)
+
+    @property
+    def decider(self) -> str:
+        """How a decision records this caller: the key's id, and its name when known."""
+        return self.id if self.name is None else f"{self.id} ({self.name})"
 
 
 STDIO_CALLER = Caller("stdio", frozenset({Scope.SEND, Scope.REDEEM, Scope.CONTACTS_READ}), local=True)
@@ -70,6 +77,9 @@ class Deps:
     canon: Canon = field(default_factory=Canon)  # the keys limits, locks and risk count on
     max_pending: int = 50  # emails one caller may have waiting for approval (RESET_MCP_MAX_PENDING_PER_CALLER)
     send_wait: float = 3.0  # RESET_MCP_SEND_WAIT_SECONDS
+    directory: Directory | None = None  # with one, the recipient comes from it, never from the agent
+    caller_sends_per_hour: int = 60
+    answer_step: float = 0.0  # seconds; a directory reset is answered at a whole multiple of it
 
     async def audit(self, tx: Tx, actor: str, action: str, subject: str, now: datetime, **detail: Any) -> None:
         await tx.append_audit(at=now, actor=actor, action=action, subject=subject, detail=detail)
@@ -105,3 +115,9 @@ class Deps:
             attempts=rows[0].attempts,
             error=outcome.error,
         )
+
+    def deliver_soon(self, rows: list[OutboxRow]) -> None:
+        """Hand rows to the dispatcher and wait for none of them (a directory reset: the
+        answer must not take longer for a known account than for an unknown one)."""
+        for row in rows:
+            self.dispatcher.submit(row, slot_wait=self.send_wait)

@@ -77,10 +77,17 @@ class Event(StrEnum):
     PASSWORD_CHANGED_NOTICE = "password_changed_notice"  # noqa: S105 - an event name, not a password
     NOTICE_DEFERRED = "oversight_notice_deferred"  # past the hourly notice cap: goes into the next digest
     DIGEST_QUEUED = "oversight_digest_queued"  # a digest went out: the deferred notices up to this one
+    # Keyed by what the agent gave, not by a mailbox (`email` holds "account:<key>" or
+    # "caller:<id>"), so a limit reads the same for a known and an unknown account.
+    ACCOUNT_REQUESTED = "reset_account_requested"  # a directory reset asked for this account (any outcome)
+    ACCOUNT_ALERT_REQUESTED = "account_alert_requested"  # an agent's alert for this account (directory)
+    CALLER_SEND = "caller_send"  # one send asked by this caller: the per-caller hourly budget
 
 
 # The events that count as a reset attempt for the abuse verdict.
 ATTEMPTS: tuple[Event, ...] = (Event.RESET_REQUESTED, Event.RESET_RATE_LIMITED)
+# With a directory, what an agent may see counts under the account as named.
+ACCOUNT_ATTEMPTS: tuple[Event, ...] = (Event.ACCOUNT_REQUESTED,)
 
 
 class Scope(StrEnum):
@@ -97,7 +104,8 @@ class Mode(StrEnum):
 
     READ_ONLY = "read_only"
     GATED = "gated"
-    CONFIRM = "confirm"
+    CONFIRM = "confirm"  # a person with an `approve` key decides on our page (URL elicitation)
+    CONFIRM_IN_CLIENT = "confirm_in_client"  # the agent's client asks its user (form elicitation)
     MONITORED = "monitored"
     AUTONOMOUS = "autonomous"
 
@@ -108,7 +116,8 @@ class Action(StrEnum):
     SEND = "send"
     SEND_AND_NOTIFY = "send_and_notify"
     HOLD = "hold"
-    CONFIRM = "confirm"
+    CONFIRM = "confirm"  # held; the client is pointed at the approvals page
+    CONFIRM_IN_CLIENT = "confirm_in_client"  # asked in the agent's client; held if it cannot ask
     BLOCK = "block"
 
 
@@ -116,3 +125,20 @@ class Risk(StrEnum):
     LOW = "low"
     ELEVATED = "elevated"
     HIGH = "high"
+
+
+class AlertReason(StrEnum):
+    """Why a security alert is sent; each has its words in every locale (`alert_reason_<code>`)."""
+
+    SUSPICIOUS_RESET_ACTIVITY = "suspicious_reset_activity"
+    NEW_DEVICE_SIGN_IN = "new_device_sign_in"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason code, not a password
+    ACCOUNT_LOCKED = "account_locked"
+    OTHER = "other"
+
+
+class AccountStatus(StrEnum):
+    """What an agent hears with a directory: nothing that differs between a known and an unknown account."""
+
+    ACCEPTED = "accepted"
+    RATE_LIMITED = "rate_limited"

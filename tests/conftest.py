@@ -93,7 +93,8 @@ async def client_for(app: App, **client_kwargs: Any) -> AsyncIterator[Client]:
     async def same_app() -> AsyncIterator[App]:
         yield app
 
-    async with Client(build_server(same_app), **client_kwargs) as c:
+    directory = app.service.deps.directory is not None
+    async with Client(build_server(same_app, directory=directory), **client_kwargs) as c:
         yield c
 
 

@@ -53,6 +53,7 @@ def serve_env(data_dir: Path, smtp_port: int, **extra: str) -> dict[str, str]:
         "RESET_MCP_DELIVERY_MAX_ATTEMPTS": "50",  # the server stays down longer than 8 short tries
         "RESET_MCP_RATE_LIMIT_ACCOUNT_PER_HOUR": "1000",
         "RESET_MCP_RATE_LIMIT_IP_PER_HOUR": "100000",
+        "RESET_MCP_CALLER_SENDS_PER_HOUR": "100000",
         "RESET_MCP_LOG_LEVEL": "WARNING",
         "RESET_MCP_TEST_PIDFILE": str(data_dir.parent / f"serve-{time.monotonic_ns()}.pid"),
     }

@@ -322,8 +322,9 @@ async def test_stateless_mode_serves_both_eras(tmp_path: Path) -> None:
 
 def test_public_bind_guards_metrics_but_not_healthz(tmp_path: Path) -> None:
     settings = make_settings(
-        tmp_path, http_host="0.0.0.0", allowed_hosts="reset.example.com", allowed_origins="https://app.example.com"
-    )
+        tmp_path, http_host="0.0.0.0", allowed_hosts="reset.example.com", allowed_origins="https://app.example.com",
+        trust_caller_recipient=True,
+    )  # fmt: skip
     keys = make_keys(settings, {"prometheus": ["send"]})
     with TestClient(build_http_app(settings), base_url="http://reset.example.com") as client:
         assert client.get("/metrics").status_code == 401
@@ -340,4 +341,7 @@ def test_public_bind_needs_allowed_hosts_and_a_key(tmp_path: Path, capsys: pytes
     assert "RESET_MCP_ALLOWED_HOSTS" in capsys.readouterr().err
     guarded = make_settings(tmp_path, allowed_hosts="reset.example.com", allowed_origins="https://app.example.com")
     assert serve(serve_settings(guarded, args), args.transport) == 2
+    assert "RESET_MCP_TRUST_CALLER_RECIPIENT=true" in capsys.readouterr().err  # issue 20: who names the recipient
+    trusted = guarded.model_copy(update={"trust_caller_recipient": True})
+    assert serve(serve_settings(trusted, args), args.transport) == 2
     assert "no active API keys" in capsys.readouterr().err

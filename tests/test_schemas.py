@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 
 from reset_mcp import __version__
-from reset_mcp.server.mcp.schemas import render, tool_documents
+from reset_mcp.server.mcp.schemas import directory_documents, render, tool_documents
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,20 @@ async def test_tool_schemas_do_not_drift() -> None:
     assert set(on_disk) == set(live), f"tool list changed: {again}"
     for name, doc in live.items():
         assert on_disk[name] == render(doc), f"tool_schemas/{name}.json is stale: {again}"
+
+
+async def test_the_schemas_with_an_account_directory_are_published_too() -> None:
+    """With a directory the tools that name an account take `account`, never an address."""
+    live = await directory_documents()
+    folder = REPO / "tool_schemas" / "directory"
+    on_disk = {p.stem: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
+    assert set(on_disk) == set(live) == {
+        "request_password_reset", "send_security_alert", "revoke_reset_tokens", "check_reset_abuse"
+    }  # fmt: skip
+    for name, doc in live.items():
+        assert on_disk[name] == render(doc), f"tool_schemas/directory/{name}.json is stale: run `reset-mcp schemas`"
+        properties = doc["inputSchema"]["properties"]
+        assert "account" in properties and not {"email", "user_id", "name", "location"} & set(properties)
 
 
 def test_server_json_is_valid_against_the_registry_schema() -> None:

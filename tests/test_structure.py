@@ -174,5 +174,7 @@ def test_nothing_is_assigned_onto_the_apps_parts_outside_app_py() -> None:
 
 def test_the_published_literals_are_the_vocabulary() -> None:
     assert set(typing.get_args(models.ResetStatus)) <= set(vocab.SendStatus)
+    assert set(typing.get_args(models.AccountReplyStatus)) == set(vocab.AccountStatus)
+    assert set(typing.get_args(models.AlertReasonName)) == set(vocab.AlertReason)
     risk = typing.get_args(models.AbuseResult.model_fields["risk"].annotation)
     assert set(risk) == set(vocab.Risk)

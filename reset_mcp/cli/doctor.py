@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from reset_mcp.app import SECRET_FILE, composer_for, ensure_data_dir
 from reset_mcp.cli.probes import run_probes
-from reset_mcp.config import Settings
+from reset_mcp.config import NO_DIRECTORY_WARNING, Settings
 from reset_mcp.context import GeoLocator
+from reset_mcp.directory import open_directory_of
 from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.errors import ResetMCPError
 from reset_mcp.mail import open_email_backend
@@ -27,7 +28,10 @@ from reset_mcp.store import open_store
 from reset_mcp.store.urls import hide_url_secrets, url_for_display
 from reset_mcp.vocab import Mode
 
-SECRET_FIELDS = {"secret", "secret_fallbacks", "smtp_password", "email_api_key", "webhook_secret", "webhook_bearer"}
+SECRET_FIELDS = {
+    "secret", "secret_fallbacks", "smtp_password", "email_api_key", "webhook_secret", "webhook_bearer",
+    "directory_secret", "directory_database_url",
+}  # fmt: skip
 
 
 def mask(name: str, value: Any) -> str:
@@ -122,6 +126,13 @@ def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict
             anyio.run(db)
         except ResetMCPError as exc:
             problems.append(f"database: {exc}")
+    if not settings.has_directory:
+        warnings.append(NO_DIRECTORY_WARNING)
+    else:
+        try:
+            print(f"account directory: {anyio.run(_directory, settings)}")
+        except ResetMCPError as exc:
+            problems.append(f"account directory: {_hide(str(exc), settings)}")
     answered: list[str] = []
     if probe:
         for result in anyio.run(lambda: run_probes(settings, skip=frozenset(unusable))):
@@ -130,6 +141,16 @@ def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict
             else:
                 problems.append(f"{result.label}: {result.detail}")
     return problems, warnings, policy_view, answered
+
+
+async def _directory(settings: Settings) -> str:
+    """Opened as the server opens it (an SQL directory checks its query against the database)."""
+    directory = await open_directory_of(settings)
+    assert directory is not None
+    try:
+        return directory.describe
+    finally:
+        await directory.aclose()
 
 
 def run_doctor(settings: Settings | None, *, probe: bool = False) -> int:

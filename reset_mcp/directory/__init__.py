@@ -15,11 +15,12 @@ than one of a known account, which an agent could time.
 
 from __future__ import annotations
 
+from reset_mcp.config import Settings
 from reset_mcp.directory.account import ACCOUNT_MAX, Account, Directory, check_account
 from reset_mcp.directory.sql import URL_VAR, check_select, dialect_of, to_numbered
 from reset_mcp.errors import ConfigError
 
-__all__ = ["ACCOUNT_MAX", "Account", "Directory", "check_account", "open_directory"]
+__all__ = ["ACCOUNT_MAX", "Account", "Directory", "check_account", "open_directory", "open_directory_of"]
 
 
 async def open_directory(
@@ -62,3 +63,17 @@ async def _open_sql(sql: str, database_url: str, lookup_timeout: float) -> Direc
     from reset_mcp.directory.sql_postgres import PostgresDirectory
 
     return await PostgresDirectory.open(to_numbered(sql, dialect), database_url, lookup_timeout=lookup_timeout)
+
+
+async def open_directory_of(settings: Settings) -> Directory | None:
+    """The directory the settings name (None without one), as the server and `doctor` open it."""
+    if not settings.has_directory:
+        return None
+    secret, database_url = settings.directory_secret, settings.directory_database_url
+    return await open_directory(
+        url=settings.directory_url,
+        secret=secret.get_secret_value() if secret else None,
+        sql=settings.directory_sql,
+        database_url=database_url.get_secret_value() if database_url else None,
+        lookup_timeout=settings.directory_timeout_seconds,
+    )

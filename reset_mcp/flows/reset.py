@@ -1,8 +1,9 @@
 """ResetService: the reset workflow, read top to bottom.
 
 request -> (limits, abuse) -> policy gate -> token + outbox row in one transaction ->
-delivered at once by the dispatcher. verify / consume check the signature, then the
-store; consume is one conditional UPDATE, so two racing calls never both win.
+delivered by the dispatcher (`request.py`; with an account directory `account_reset.py`,
+which asks the directory for the recipient first). verify / consume check the signature,
+then the store; consume is one conditional UPDATE, so two racing calls never both win.
 
 The service knows nothing of MCP, HTTP or a database driver; every entry point (tools,
 REST, CLI) calls these methods.
@@ -11,7 +12,6 @@ REST, CLI) calls these methods.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import anyio
 
@@ -19,39 +19,27 @@ from reset_mcp import contact_facts
 from reset_mcp.compose import RequestContext
 from reset_mcp.context import parse_user_agent, resolve_location
 from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
-from reset_mcp.emails import password_reset
+from reset_mcp.directory import check_account
 from reset_mcp.errors import InvalidInputError
+from reset_mcp.flows import idempotency
+from reset_mcp.flows.account_reset import AccountInput, AccountOutcome, answer_in_step, lookup, request_by_account
 from reset_mcp.flows.admin import AdminDesk
-from reset_mcp.flows.alerts import AUTO_ALERT_REASON, queue_password_changed, queue_security_alert
+from reset_mcp.flows.alerts import queue_password_changed
 from reset_mcp.flows.approvals import ApprovalDesk
 from reset_mcp.flows.contacts import Contacts
 from reset_mcp.flows.keys import KeyDesk
 from reset_mcp.flows.reports import INVALID, report_unrequested
+from reset_mcp.flows.request import ResetInput, request_caller_named
 from reset_mcp.models import ConsumeResult, ReportResult, ResetRequestResult, RevokeResult, VerifyResult
 from reset_mcp.policy import abuse
-from reset_mcp.policy.gate import gate
 from reset_mcp.policy.throttle import RedeemThrottle, redeem_client
-from reset_mcp.store.records import ContactEvent, SendRecord, TokenRecord
+from reset_mcp.store.records import ContactEvent, TokenRecord
 from reset_mcp.token_rows import token_refusal
 from reset_mcp.tokens import TokenClaims, jti_hash
 from reset_mcp.validation import identifier, normalize_email, parse_ip, single_line
-from reset_mcp.vocab import Event, OutboxStatus, Risk, SendStatus
+from reset_mcp.vocab import Event, SendStatus
 
 log = logging.getLogger(__name__)
-# What the fast path's delivery outcome makes of a queued request's answer.
-_ANSWERED = {OutboxStatus.SENT: SendStatus.SENT, OutboxStatus.FAILED: SendStatus.FAILED}
-
-
-@dataclass(frozen=True, slots=True)
-class ResetInput:
-    email: str
-    user_id: str
-    ip: str
-    user_agent: str
-    name: str | None = None
-    location: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
 
 
 class ResetService:
@@ -65,101 +53,30 @@ class ResetService:
 
     # Request -------------------------------------------------------------------------
     async def request_password_reset(
-        self, inp: ResetInput, caller: Caller = STDIO_CALLER, *, confirmed: bool | None = None
+        self,
+        inp: ResetInput,
+        caller: Caller = STDIO_CALLER,
+        *,
+        confirmed: bool | None = None,
+        idempotency_key: str | None = None,
     ) -> ResetRequestResult:
-        d = self.deps
-        email = normalize_email(inp.email)
-        user_id = identifier(inp.user_id, "user_id")
-        ip = parse_ip(inp.ip)
-        # Limits, locks and risk count on these keys; the email still goes to `email`.
-        mailbox, net = d.canon.mailbox(email), d.canon.net(ip)
-        name = single_line(inp.name, "name", 200)
-        locale = single_line(inp.locale, "locale", 35)
-        timezone = single_line(inp.timezone, "timezone", 64)
-        device = parse_user_agent(inp.user_agent or "")
-        location = resolve_location(ip, single_line(inp.location, "location", 200), d.geo)
-        now = d.clock.now()
-        ctx = RequestContext(at=now, ip=str(ip), device=device.label(), location=location.label)
-        event = ContactEvent(
-            email=email,
-            user_id=user_id,
-            event_type=Event.RESET_REQUESTED,
-            created_at=now,
-            ip=str(ip),
-            device=device.family_key(),
-            country=location.country_code,
-            metadata={"device_label": device.label(), "location": location.label, "requested_by": caller.id},
-            mailbox=mailbox,
-            net=net,
-        )
-        payload = password_reset.Payload(context=ctx, to_name=name, locale=locale, timezone=timezone)
-        send = SendRecord.new(password_reset.KIND.name, email, user_id, caller.id, payload.dump(), now)
-        alert_rows = []
-        async with d.store.transaction() as tx:
-            # Count-then-insert under the account's and the network's locks: concurrent
-            # requests on several instances cannot all slip under the limit.
-            await lock_account(tx, mailbox)
-            await tx.lock(f"ip:{net}")
-            limit = await abuse.check_rate_limits(tx, d.rules, now, mailbox=mailbox, net=net)
-            if limit.limited:
-                event.event_type = Event.RESET_RATE_LIMITED
-                await tx.insert_event(event)
-                await contact_facts.remember(tx, mailbox, event)
-                send.status, send.reason, send.decision = SendStatus.RATE_LIMITED, limit.reason, SendStatus.RATE_LIMITED
-                await tx.insert_send(send)
-                await d.audit(tx, caller.id, "rate_limited", send.id, now, reason=limit.reason, ip=str(ip))
-                report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
-            else:
-                await tx.insert_event(event)
-                await contact_facts.remember(tx, mailbox, event)
-                gated = await gate(d, tx, send, now, confirmed=confirmed)
-                report = await abuse.account_report(tx, d.rules, now, mailbox=mailbox, user_id=None)
-            alert_queued = False
-            if report.risk == Risk.HIGH:
-                alerted, _ = await queue_security_alert(
-                    d,
-                    tx,
-                    email=email,
-                    user_id=user_id,
-                    reason=AUTO_ALERT_REASON,
-                    # The reason's sentence and the attempts tell the owner, in their language;
-                    # the detector's notes (English, for agents) are `check_reset_abuse`'s.
-                    details=None,
-                    now=now,
-                    requested_by="abuse-detector",
-                    window_minutes=d.rules.window_minutes,
-                    locale=locale,
-                    timezone=timezone,
-                )
-                if alerted is not None:
-                    alert_queued = True
-                    alert_rows = alerted.rows
-        if limit.limited:
-            await d.deliver(alert_rows)
-            return ResetRequestResult(
-                request_id=send.id,
-                status=SendStatus.RATE_LIMITED,
-                retry_after=limit.retry_after,
-                reason=limit.reason,
-                risk=report.risk,
-                alert_queued=alert_queued,
-            )
-        until = d.send_deadline()  # one wait for the call's emails, however many
-        delivery = await d.deliver(gated.rows, until=until)
-        await d.deliver(alert_rows, until=until)
-        status = gated.status
-        if status == SendStatus.QUEUED and delivery is not None:
-            status = _ANSWERED.get(delivery.status, status)
-        return ResetRequestResult(
-            request_id=send.id,
-            status=status,
-            expires_at=gated.expires_at,
-            reason=gated.reason,  # type: ignore[arg-type]
-            approval_id=gated.approval_id,
-            delivery=delivery if gated.status == SendStatus.QUEUED else None,
-            risk=report.risk,
-            alert_queued=alert_queued,
-        )
+        """Without a directory: the caller names the recipient (`request.request_caller_named`)."""
+        if self.deps.directory is not None:
+            raise InvalidInputError("an account directory is configured: give the account, not email and user_id")
+        return await request_caller_named(self.deps, inp, caller, confirmed=confirmed, idempotency_key=idempotency_key)
+
+    async def request_reset_for_account(
+        self,
+        inp: AccountInput,
+        caller: Caller = STDIO_CALLER,
+        *,
+        confirmed: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> AccountOutcome:
+        """With a directory: the caller names the account (`account_reset.request_by_account`)."""
+        if self.deps.directory is None:
+            raise InvalidInputError("no account directory is configured: give email and user_id")
+        return await request_by_account(self.deps, inp, caller, confirmed=confirmed, idempotency_key=idempotency_key)
 
     # Verify and consume --------------------------------------------------------------
     async def _check(
@@ -293,19 +210,51 @@ class ResetService:
 
     # Revoke and report ---------------------------------------------------------------
     async def revoke_reset_tokens(
-        self, *, email: str | None, user_id: str | None, reason: str, caller: Caller = STDIO_CALLER
+        self,
+        *,
+        email: str | None = None,
+        user_id: str | None = None,
+        reason: str,
+        caller: Caller = STDIO_CALLER,
+        account: str | None = None,
+        idempotency_key: str | None = None,
     ) -> RevokeResult:
+        """Revoke an account's outstanding links. With a directory the caller names the
+        account, and the answer carries no count (it would tell whether the account exists)."""
         d = self.deps
-        email = normalize_email(email) if email else None
-        user_id = identifier(user_id, "user_id") if user_id else None
+        started = anyio.current_time()
         reason = single_line(reason, "reason", 500) or "revoked"
-        if email is None and user_id is None:
-            raise InvalidInputError("give email or user_id")
+        if d.directory is not None:
+            if account is None:
+                raise InvalidInputError("an account directory is configured: give the account")
+            account = check_account(account)
+            args: dict[str, object] = {"account": account, "reason": reason}
+        else:
+            email = normalize_email(email) if email else None
+            user_id = identifier(user_id, "user_id") if user_id else None
+            if email is None and user_id is None:
+                raise InvalidInputError("give email or user_id")
+            args = {"email": email, "user_id": user_id, "reason": reason}
         now = d.clock.now()
-        async with d.store.transaction() as tx:
-            count = await tx.revoke_tokens(user_id=user_id, email=email, now=now, reason=reason)
-            await d.audit(tx, caller.id, "tokens_revoked", user_id or email or "", now, count=count, reason=reason)
-        return RevokeResult(revoked=count)
+        idem = idempotency.idem_for(caller.id, idempotency_key, "revoke_reset_tokens", args)
+        if (earlier := await idempotency.earlier(d.store, idem, RevokeResult, now)) is not None:
+            return earlier
+        if account is not None:
+            found = await lookup(d, account, caller)
+            email, user_id = (found.email, found.user_id) if found is not None else (None, None)
+        try:
+            async with d.store.transaction() as tx:
+                await idempotency.claim(tx, idem, now)
+                count = await tx.revoke_tokens(user_id=user_id, email=email, now=now, reason=reason)
+                subject = user_id or email or abuse.account_key(account or "")
+                await d.audit(tx, caller.id, "tokens_revoked", subject, now, count=count, reason=reason)
+                answer = RevokeResult(revoked=None if account is not None else count)
+                await idempotency.remember(tx, idem, answer)
+        except idempotency.Replayed as exc:
+            return idempotency.replayed(exc, idem, RevokeResult)
+        if account is not None:
+            await answer_in_step(d, started)
+        return answer
 
     async def report_unrequested_reset(self, token: str, caller: Caller = STDIO_CALLER) -> ReportResult:
         """The owner says "this wasn't me" (see `reports.report_unrequested`)."""

@@ -61,9 +61,11 @@ def assess(
     rules: AbuseRules,
     *,
     ip_attempts: int | None = None,
+    attempts: tuple[str, ...] = ATTEMPTS,
 ) -> AbuseReport:
-    """`window`: this account's events in the window; `history`: its events before it."""
-    requests = sorted((e for e in window if e.event_type in ATTEMPTS), key=lambda e: e.created_at)
+    """`window`: this account's events in the window; `history`: its events before it.
+    `attempts`: the event types that count as a request (a directory's: `ACCOUNT_ATTEMPTS`)."""
+    requests = sorted((e for e in window if e.event_type in attempts), key=lambda e: e.created_at)
     ips = sorted({e.ip for e in requests if e.ip})
     nets = {e.net or e.ip for e in requests if e.ip}  # one host's many addresses count once
     devices = sorted({e.device for e in requests if e.device})
@@ -119,17 +121,19 @@ async def account_report(
     user_id: str | None,
     net: str | None = None,
     window_minutes: int | None = None,
+    attempts: tuple[str, ...] = ATTEMPTS,
 ) -> AbuseReport:
     """`mailbox`: the canonical mailbox; `net`: also count this network's attempts."""
     minutes = window_minutes or rules.window_minutes
     since = now - timedelta(minutes=minutes)
-    window, older = await _window_and_older(tx, mailbox, user_id, since, now - timedelta(days=HISTORY_DAYS))
+    history_since = now - timedelta(days=HISTORY_DAYS)
+    window, older = await _window_and_older(tx, mailbox, user_id, since, history_since, attempts)
     history = [e for e in older if e.created_at < since]
     ip_attempts = None
     if net:
-        ip_attempts = sum([await tx.count_events(t, since, net=net) for t in ATTEMPTS])
+        ip_attempts = sum([await tx.count_events(t, since, net=net) for t in attempts])
     scoped = AbuseRules(rules.high_attempts, rules.elevated_ips, minutes, rules.account_per_hour, rules.ip_per_hour)
-    return assess(window, history, scoped, ip_attempts=ip_attempts)
+    return assess(window, history, scoped, ip_attempts=ip_attempts, attempts=attempts)
 
 
 WINDOW_LIMIT = 1000  # events of the window looked at
@@ -137,7 +141,12 @@ OLDER_LIMIT = 500  # attempts of the last HISTORY_DAYS looked at (the window's i
 
 
 async def _window_and_older(
-    tx: Tx, mailbox: str | None, user_id: str | None, since: datetime, history_since: datetime
+    tx: Tx,
+    mailbox: str | None,
+    user_id: str | None,
+    since: datetime,
+    history_since: datetime,
+    attempts: tuple[str, ...] = ATTEMPTS,
 ) -> tuple[list[ContactEvent], list[ContactEvent]]:
     """The window's events (attempts and reports, newest first, at most WINDOW_LIMIT) and
     the attempts since `history_since` (at most OLDER_LIMIT), read with one query.
@@ -149,13 +158,13 @@ async def _window_and_older(
     both = WINDOW_LIMIT + OLDER_LIMIT
     history_since = min(history_since, since)
     rows = await tx.list_events(
-        mailbox=mailbox, user_id=user_id, since=history_since, event_types=(*ATTEMPTS, Event.RESET_REPORTED), limit=both
+        mailbox=mailbox, user_id=user_id, since=history_since, event_types=(*attempts, Event.RESET_REPORTED), limit=both
     )
     window = [e for e in rows if e.created_at >= since][:WINDOW_LIMIT]
-    older = [e for e in rows if e.event_type in ATTEMPTS][:OLDER_LIMIT]
+    older = [e for e in rows if e.event_type in attempts][:OLDER_LIMIT]
     if len(rows) == both and len(older) < OLDER_LIMIT:
         older = await tx.list_events(
-            mailbox=mailbox, user_id=user_id, since=history_since, event_types=ATTEMPTS, limit=OLDER_LIMIT
+            mailbox=mailbox, user_id=user_id, since=history_since, event_types=attempts, limit=OLDER_LIMIT
         )
     return window, older
 
@@ -177,17 +186,50 @@ class RateVerdict:
     reason: str | None = None
 
 
-async def check_rate_limits(tx: Tx, rules: AbuseRules, now: datetime, *, mailbox: str, net: str) -> RateVerdict:
+async def check_rate_limits(
+    tx: Tx, rules: AbuseRules, now: datetime, *, mailbox: str, net: str | None, event: str = Event.RESET_REQUESTED
+) -> RateVerdict:
     """Per account (canonical mailbox) and per IP (host network) over the last hour,
     counting accepted requests only, so `retry_after` is exact: when the oldest accepted
-    request leaves the hour, one more fits."""
+    request leaves the hour, one more fits.
+
+    With a directory `mailbox` is the account as the agent named it (`account_key`) and
+    `event` the one such requests write; `net=None` leaves the IP limit to the caller."""
     since = now - timedelta(hours=1)
-    for label, limit, key in (
-        ("account", rules.account_per_hour, {"mailbox": mailbox}),
-        ("IP address", rules.ip_per_hour, {"net": net}),
-    ):
-        if await tx.count_events(Event.RESET_REQUESTED, since, **key) >= limit:
-            oldest = await tx.oldest_event_since(Event.RESET_REQUESTED, since, **key) or now
+    checks = [("account", rules.account_per_hour, {"mailbox": mailbox})]
+    if net is not None:
+        checks.append(("IP address", rules.ip_per_hour, {"net": net}))
+    for label, limit, key in checks:
+        if await tx.count_events(event, since, **key) >= limit:
+            oldest = await tx.oldest_event_since(event, since, **key) or now
             retry = seconds_until_an_hour_after(oldest, now)
             return RateVerdict(True, retry, f"more than {limit} reset requests per hour for this {label}")
     return RateVerdict(False)
+
+
+def account_key(account: str) -> str:
+    """The events key of an account as the agent named it: the same for a known and an
+    unknown account, so limits and verdicts cannot tell them apart."""
+    return "account:" + account.casefold()
+
+
+def caller_key(caller_id: str) -> str:
+    return "caller:" + caller_id
+
+
+async def caller_budget(tx: Tx, caller_id: str, per_hour: int, now: datetime) -> RateVerdict:
+    """The per-caller budget across all addresses (RESET_MCP_CALLER_SENDS_PER_HOUR)."""
+    since = now - timedelta(hours=1)
+    key = caller_key(caller_id)
+    if await tx.count_events(Event.CALLER_SEND, since, mailbox=key) < per_hour:
+        return RateVerdict(False)
+    oldest = await tx.oldest_event_since(Event.CALLER_SEND, since, mailbox=key) or now
+    return RateVerdict(
+        True, seconds_until_an_hour_after(oldest, now), f"more than {per_hour} emails per hour for this caller"
+    )
+
+
+def caller_send(caller_id: str, now: datetime, kind: str) -> ContactEvent:
+    """The event that spends one unit of the caller's budget."""
+    key = caller_key(caller_id)
+    return ContactEvent(email=key, event_type=Event.CALLER_SEND, created_at=now, metadata={"kind": kind}, mailbox=key)

@@ -51,8 +51,8 @@ def serve(settings: Settings, transport: Transport = "stdio") -> int:
     install_redaction()  # no log line carries a token (logs.py); the CLI has done it already
     if transport == "stdio":
         ensure_data_dir(settings)  # a one-line ConfigError before any transport starts
-        server = build_server(announce_when_started(lambda: app_with_jobs(settings, freeze_heap=True)))
-        serve_stdio(server, loop_options())
+        factory = announce_when_started(lambda: app_with_jobs(settings, freeze_heap=True))
+        serve_stdio(build_server(factory, directory=settings.has_directory), loop_options())
         return 0
     return _serve_http(settings, transport)
 

@@ -48,6 +48,7 @@ def server_env(data_dir: Path, smtp_port: int, **extra: str) -> dict[str, str]:
         "RESET_MCP_WORKER_POLL_SECONDS": "0.2",
         "RESET_MCP_RATE_LIMIT_ACCOUNT_PER_HOUR": "1000",
         "RESET_MCP_RATE_LIMIT_IP_PER_HOUR": "100000",
+        "RESET_MCP_CALLER_SENDS_PER_HOUR": "100000",  # one key sends the whole load
         "RESET_MCP_LOG_LEVEL": "WARNING",
         "RESET_MCP_TEST_PIDFILE": str(data_dir.parent / f"serve-{time.monotonic_ns()}.pid"),
     }

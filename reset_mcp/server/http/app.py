@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reset_mcp.app import App, app_with_jobs
+from reset_mcp.app import App, app_with_jobs, load_or_create_secret
 from reset_mcp.config import Settings
 from reset_mcp.errors import ConfigError, ResetMCPError, refusal
 from reset_mcp.server.admin.session import redact_access_log
@@ -40,7 +40,7 @@ from reset_mcp.server.http.auth import AppHolder, CheckedVerifier, HTTPProblem, 
 from reset_mcp.server.http.guard import WholeBody
 from reset_mcp.server.http.oauth_wiring import mcp_auth
 from reset_mcp.server.http.rest import build_routes
-from reset_mcp.server.mcp.server import build_server
+from reset_mcp.server.mcp.server import build_server, state_key_of
 
 log = logging.getLogger(__name__)
 Transport = Literal["streamable-http", "sse"]
@@ -78,6 +78,12 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
             f"binding {settings.http_host} (not loopback) needs RESET_MCP_ALLOWED_HOSTS (Host values, e.g. "
             "reset.example.com or reset.example.com:* for any port) and RESET_MCP_ALLOWED_ORIGINS "
             "(e.g. https://app.example.com): they guard against DNS rebinding"
+        )
+    if not settings.has_directory and not settings.trust_caller_recipient:
+        raise ConfigError(
+            f"binding {settings.http_host} (not loopback) without an account directory lets any key holder "
+            "choose where reset links go: set RESET_MCP_DIRECTORY_URL or RESET_MCP_DIRECTORY_SQL, or "
+            "RESET_MCP_TRUST_CALLER_RECIPIENT=true if every caller is trusted to name the recipient"
         )
     return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
 
@@ -127,6 +133,8 @@ def build_http_app(
     server = build_server(
         lend_app,
         count_calls=lambda: holder.get().metrics,  # None: an embedding app's factory asked for none
+        directory=settings.has_directory,
+        state_key=state_key_of(load_or_create_secret(settings)),
         token_verifier=CheckedVerifier(auth.verifier),  # KeyCheck's answer for the request, if any
         auth=auth.settings,
     )

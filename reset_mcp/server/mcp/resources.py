@@ -76,7 +76,7 @@ async def _policy(ctx: Context[App, Any]) -> str:
 
 async def _my_pending(ctx: Context[App, Any]) -> str:
     caller = caller_of(ctx, Scope.SEND)
-    page = await app_of(ctx).service.approvals.list_pending(MY_PENDING_LIMIT, requested_by=caller.id)
+    page = await app_of(ctx).service.approvals.agent_pending(MY_PENDING_LIMIT, requested_by=caller.id, caller=caller)
     return page.model_dump_json(indent=2)
 
 

@@ -34,22 +34,23 @@ def register(tool: Tools) -> None:
     ) -> PendingSends:
         """Emails the oversight policy holds for a human's approval, newest first, a page at a time
         (read-only: agents cannot approve). An API key sees only the ones it requested, as the
-        resource reset://my-pending-sends lists them."""
+        resource reset://my-pending-sends lists them. With an account directory, emails to accounts
+        are the overseer's to see, not listed here."""
         with tool_errors():
             caller = caller_of(ctx, Scope.SEND)
-            return await app_of(ctx).service.approvals.list_pending(limit, cursor=cursor, caller=caller)
+            return await app_of(ctx).service.approvals.agent_pending(limit, cursor=cursor, caller=caller)
 
     @tool(title="Get a send's status", annotations=READ_ONLY)
     async def get_send_status(request_id: RequestId, ctx: Context[Any]) -> SendStatusView:
         """What became of one of your requests: the policy's decision, any approval, and its deliveries."""
         with tool_errors():
-            return await app_of(ctx).service.approvals.send_status(request_id, caller_of(ctx, Scope.SEND))
+            return await app_of(ctx).service.approvals.agent_send_status(request_id, caller_of(ctx, Scope.SEND))
 
     @tool(title="Get delivery status", annotations=READ_ONLY)
     async def get_delivery_status(request_id: RequestId, ctx: Context[Any]) -> SendStatusView:
         """Delivery attempts of your request's emails: status, attempts, next retry, provider's reason."""
         with tool_errors():
-            return await app_of(ctx).service.approvals.send_status(request_id, caller_of(ctx, Scope.SEND))
+            return await app_of(ctx).service.approvals.agent_send_status(request_id, caller_of(ctx, Scope.SEND))
 
     @tool(title="Preview an email", annotations=READ_ONLY)
     async def preview_email(
