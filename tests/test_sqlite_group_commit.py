@@ -19,7 +19,8 @@ import pytest
 from reset_mcp.errors import StoreError
 from reset_mcp.store import open_store
 from reset_mcp.store.records import SendRecord
-from reset_mcp.store.sqlite import SqliteStore, _SqliteTx
+from reset_mcp.store.sqlite import SqliteStore
+from reset_mcp.store.sqlite_tx import SqliteTx
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2030, 5, 17, 12, 0, 0, tzinfo=UTC)
@@ -83,7 +84,7 @@ async def test_a_failing_commit_fails_every_member_and_keeps_nothing(tmp_path: P
     path = tmp_path / "g.db"
     store, _ = await open_counting(path)
     async with store.transaction() as tx:
-        assert isinstance(tx, _SqliteTx)
+        assert isinstance(tx, SqliteTx)
         await tx._exec("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
         await tx._exec("CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
     outcomes: dict[int, str] = {}
@@ -93,7 +94,7 @@ async def test_a_failing_commit_fails_every_member_and_keeps_nothing(tmp_path: P
             async with store.transaction() as tx:
                 await tx.insert_send(send(i))
                 if i == 3:  # checked only at COMMIT: the whole group's COMMIT fails
-                    assert isinstance(tx, _SqliteTx)
+                    assert isinstance(tx, SqliteTx)
                     await tx._exec("INSERT INTO child (p) VALUES (42)")
             outcomes[i] = "committed"
         except StoreError as exc:

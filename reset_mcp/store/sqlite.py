@@ -28,10 +28,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -40,55 +39,18 @@ from reset_mcp.audit import AuditKey
 from reset_mcp.audit_anchor import AuditAnchor
 from reset_mcp.errors import StoreError
 from reset_mcp.private import private_database
-from reset_mcp.store import sql_common as c
 from reset_mcp.store.deadline import wait_budget
 from reset_mcp.store.schema import MIGRATIONS, MIGRATIONS_TABLE, statements
 from reset_mcp.store.sql_tx import SqlTx
 from reset_mcp.store.sqlite_lock import begin_immediate
 from reset_mcp.store.sqlite_space import SpaceWatch
+from reset_mcp.store.sqlite_tx import Group, SqliteTx
 
 LOCK_WAIT_SECONDS = 5.0  # how long a transaction waits for another process's write lock (or the call's deadline)
 BUSY_TIMEOUT_MS = 20  # SQLite's own (blocking) wait, for the rare busy moment inside a transaction
 WAL_AUTOCHECKPOINT = 10_000  # pages (4 kB): checkpoint about every 40 MB of WAL, not every 4 MB
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes kept of the WAL file after a checkpoint restarts it
 log = logging.getLogger("reset_mcp.store")
-
-
-class _SqliteTx(SqlTx):
-    def __init__(self, conn: sqlite3.Connection, audit_key: AuditKey | None = None) -> None:
-        self._conn = conn
-        self.audit_key = audit_key
-
-    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
-        cursor = self._conn.execute(sql, tuple(args))
-        count = cursor.rowcount
-        cursor.close()
-        return count
-
-    async def _one(self, sql: str, args: Sequence[Any] = ()) -> c.Row | None:
-        cursor = self._conn.execute(sql, tuple(args))
-        row = cursor.fetchone()
-        # Drain so an UPDATE ... RETURNING finishes its write before commit.
-        cursor.fetchall()
-        cursor.close()
-        return row  # type: ignore[no-any-return]
-
-    async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[c.Row]:
-        cursor = self._conn.execute(sql, tuple(args))
-        rows = cursor.fetchall()
-        cursor.close()
-        return list(rows)
-
-
-class _Group:
-    """Transactions committed together (see `SqliteStore.transaction`)."""
-
-    __slots__ = ("done", "error", "head")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.error: StoreError | None = None
-        self.head: tuple[int, str] | None = None  # the newest audit entry its bodies appended
 
 
 class SqliteStore:
@@ -104,7 +66,7 @@ class SqliteStore:
         self._conn = conn
         self._space = SpaceWatch(conn, path)  # disk full: said as such, and checkpointed out of
         self._lock = anyio.Lock()
-        self._group: _Group | None = None  # the transaction group open now, if any
+        self._group: Group | None = None  # the transaction group open now, if any
         self._polling = 0  # tasks waiting for another process's write lock
         self.url_for_display = display
         self.audit_key = audit_key
@@ -162,7 +124,7 @@ class SqliteStore:
                         raise self._space.error(exc, "database is unavailable") from exc
                     raise
                 if began:
-                    self._group = _Group()
+                    self._group = Group()
                     return True
                 self._lock.release()
                 if time.monotonic() >= deadline:
@@ -196,7 +158,7 @@ class SqliteStore:
             failure: BaseException | None = None
             changes = self._conn.total_changes
             self._conn.execute("SAVEPOINT body")
-            tx = _SqliteTx(self._conn, self.audit_key)
+            tx = SqliteTx(self._conn, self.audit_key)
             try:
                 yield tx
             except BaseException as exc:
@@ -245,7 +207,7 @@ class SqliteStore:
             self._conn.execute("BEGIN DEFERRED")
             changes = self._conn.total_changes
             try:
-                yield _SqliteTx(self._conn)
+                yield SqliteTx(self._conn)
             except sqlite3.Error as exc:
                 self._conn.execute("ROLLBACK")
                 raise StoreError(f"database error: {exc}") from exc
@@ -262,7 +224,7 @@ class SqliteStore:
         finally:
             self._lock.release()
 
-    def _end_body(self, group: _Group, failed: bool) -> None:
+    def _end_body(self, group: Group, failed: bool) -> None:
         try:
             if failed:
                 self._conn.execute("ROLLBACK TO body")
@@ -273,7 +235,7 @@ class SqliteStore:
             group.error = self._space.error(exc, "database error")
             group.error.__cause__ = exc
 
-    def _commit(self, group: _Group) -> None:
+    def _commit(self, group: Group) -> None:
         self._group = None
         if group.error is None:
             try:
@@ -292,7 +254,7 @@ class SqliteStore:
     async def migrate(self) -> list[str]:
         applied: list[str] = []
         async with self.transaction() as tx:
-            assert isinstance(tx, _SqliteTx)
+            assert isinstance(tx, SqliteTx)
             await tx._exec(MIGRATIONS_TABLE)
             done = {r["version"] for r in await tx._all("SELECT version FROM schema_migrations")}
             for version, name, stmts in MIGRATIONS:
