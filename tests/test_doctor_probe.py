@@ -147,3 +147,32 @@ async def test_http_api_backends_probe_their_host_without_credentials() -> None:
         await closed.probe()
     assert "cannot reach http://127.0.0.1:" in str(caught.value) and "pw" not in str(caught.value)
     await closed.aclose()
+
+
+def test_the_account_directory_is_looked_up_and_a_catch_all_is_refused(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.directory_endpoint import SECRET as DIRECTORY_SECRET
+    from tests.directory_endpoint import Reply, directory_endpoint
+
+    alice = {"user_id": "u-1", "email": "alice@example.com"}
+    with directory_endpoint() as endpoint:
+        endpoint.accounts["alice@example.com"] = alice
+        monkeypatch.setenv("RESET_MCP_DIRECTORY_URL", endpoint.url)
+        monkeypatch.setenv("RESET_MCP_DIRECTORY_SECRET", DIRECTORY_SECRET)
+        code, out, _ = doctor(capsys, "--probe-account", "alice@example.com")
+        assert code == 0, out
+        [ok] = lines_starting(out, "probe ok: account directory: ")
+        assert "a made-up account is unknown" in ok and "--probe-account is found as user u-1" in ok
+        assert all(seen.signature_ok for seen in endpoint.seen)  # signed, as the server signs
+        code, out, _ = doctor(capsys, "--probe-account", "bob@example.com")
+        assert code == 1 and lines_starting(out, "PROBLEM: account directory: ")
+        # An endpoint that answers every name with one account would send every reset there.
+        endpoint.default = lambda account: Reply(200, alice)
+        code, out, _ = doctor(capsys, "--probe")
+        assert code == 1
+        [problem] = lines_starting(out, "PROBLEM: account directory: ")
+        assert "answered an account for a made-up name" in problem
+    monkeypatch.setenv("RESET_MCP_DIRECTORY_URL", f"http://127.0.0.1:{free_port()}")
+    code, out, _ = doctor(capsys, "--probe")
+    assert code == 1 and lines_starting(out, "PROBLEM: account directory: ")

@@ -2,8 +2,8 @@
 
 It checks what start-up would check (settings, data folder, policy file, templates,
 database, email backend) and reports every problem it finds instead of stopping at the
-first. `--probe` also connects to the email backend, the database and the OAuth issuer
-(probes.py). Exit code 0 when nothing is wrong, 1 otherwise.
+first. `--probe` also connects to the email backend, the database, the OAuth issuer and the
+account directory (probes.py). Exit code 0 when nothing is wrong, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def _hide(text: str, settings: Settings) -> str:
     return hide_url_secrets(text, settings.effective_database_url)
 
 
-def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict[str, Any], list[str]]:
+def _checks(
+    settings: Settings, probe: bool, account: str | None = None
+) -> tuple[list[str], list[str], dict[str, Any], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
     policy_view: dict[str, Any] = {}
@@ -135,7 +137,7 @@ def _checks(settings: Settings, probe: bool) -> tuple[list[str], list[str], dict
             problems.append(f"account directory: {_hide(str(exc), settings)}")
     answered: list[str] = []
     if probe:
-        for result in anyio.run(lambda: run_probes(settings, skip=frozenset(unusable))):
+        for result in anyio.run(lambda: run_probes(settings, skip=frozenset(unusable), account=account)):
             if result.ok:
                 answered.append(f"{result.label}: {result.detail}")
             else:
@@ -153,7 +155,7 @@ async def _directory(settings: Settings) -> str:
         await directory.aclose()
 
 
-def run_doctor(settings: Settings | None, *, probe: bool = False) -> int:
+def run_doctor(settings: Settings | None, *, probe: bool = False, account: str | None = None) -> int:
     if settings is None:
         print("configuration: INVALID (see above)")
         return 1
@@ -163,7 +165,7 @@ def run_doctor(settings: Settings | None, *, probe: bool = False) -> int:
     print(f"  {'(database)':<32} {mask('database_url', settings.effective_database_url)}")
     if settings.email_backend == "outbox":
         print(f"  {'(outbox folder)':<32} {settings.effective_outbox_dir}")
-    problems, warnings, policy, answered = _checks(settings, probe)
+    problems, warnings, policy, answered = _checks(settings, probe, account)
     if policy:
         print("oversight policy:")
         print("  " + json.dumps(policy, indent=2).replace("\n", "\n  "))

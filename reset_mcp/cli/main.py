@@ -59,7 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--probe",
         action="store_true",
-        help="also connect to the email backend, the database and the OAuth issuer (sends nothing)",
+        help="also connect to the email backend, the database, the OAuth issuer and the account directory "
+        "(sends nothing)",
+    )
+    doctor.add_argument(
+        "--probe-account",
+        metavar="ACCOUNT",
+        default=None,
+        help="with --probe: an account (email or user id) the account directory must find",
     )
     sub.add_parser("migrate", help="apply database migrations", description="Bring the database schema up to date.")
 
@@ -197,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level if settings else "INFO")
     try:
         if args.command == "doctor":
-            return run_doctor(settings, probe=args.probe)
+            return run_doctor(settings, probe=args.probe or args.probe_account is not None, account=args.probe_account)
         assert settings is not None
         if args.command in ("serve", "schemas"):
             return _server_command(settings, args)
