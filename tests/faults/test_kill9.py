@@ -16,8 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from reset_mcp.server.http.workers import CRASH_LOOP_SECONDS
-from tests.faults.serving import http_server, reset_call, server_env, stdio_server
+from tests.faults.serving import http_server, listening, reset_call, server_env, stdio_server
 from tests.faults.sink import FaultSink
 from tests.faults.tally import Tally, sqlite_outbox
 from tests.faults.test_smtp_faults import settle
@@ -83,11 +82,12 @@ async def test_kill_9_of_one_of_two_workers_mid_load_loses_nothing(tmp_path: Pat
     env = server_env(data, sink.port, RESET_MCP_DELIVERY_LEASE_SECONDS="2")
     answers: Counter[str] = Counter()
     with http_server(env, log, "--workers", "2") as server:
+        # Both workers serving (each listens once its app has started): a worker killed
+        # before it served would count as a crash loop and stop the server.
+        port = int(server.url.rsplit(":", 1)[1])
         with anyio.fail_after(60):
-            while len(workers_of(server.proc.pid)) < 2:
+            while len(workers_of(server.proc.pid)) < 2 or listening(port) < 2:
                 await anyio.sleep(0.1)
-        # A worker that dies sooner after its start counts as a crash loop and stops the server.
-        await anyio.sleep(CRASH_LOOP_SECONDS + 1)
         started = time.monotonic()
         killed: list[int] = []
 

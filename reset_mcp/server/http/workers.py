@@ -11,8 +11,10 @@ The supervisor (this process) reserves the port first: it binds a socket to it a
 listens on it (a socket that does not listen takes no connections), so `--port 0` gets
 one port for every worker, and a restarted worker binds the same port again. A worker
 listens only once its app has started, so no connection reaches one that cannot answer.
-It restarts a worker that dies; one that dies within `CRASH_LOOP_SECONDS` of its start
-stops the whole server instead (a broken configuration would fail every restart alike).
+It restarts a worker that dies after it was serving; one that dies before it ever served
+(its app failed to start) stops the whole server instead: a broken configuration would
+fail every restart alike. A worker says it is serving through an event uvicorn's start-up
+sets, not by how long it lived, so a slow start on a busy machine is not a crash loop.
 SIGINT or SIGTERM stops every worker gracefully: each lets its requests finish and
 waits for its deliveries in flight, as a single server does. On Linux a worker is also
 stopped so when the supervisor dies without a word (SIGKILL, OOM): PR_SET_PDEATHSIG.
@@ -30,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event as Ready
 from typing import Any
 
 import uvicorn
@@ -42,7 +45,6 @@ from reset_mcp.server.http.app import build_http_app
 from reset_mcp.server.http.guard import GuardedConfig, limits_for
 
 log = logging.getLogger("reset_mcp")
-CRASH_LOOP_SECONDS = 5.0  # a worker that dies sooner after starting is not restarted (one starts in ~1 s)
 STOP_SECONDS = 60.0  # graceful stop (requests, then deliveries in flight), then SIGKILL
 POLL_SECONDS = 0.5
 
@@ -85,10 +87,24 @@ def _die_with_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(settings: Settings, options: dict[str, Any]) -> None:
+class _ServingServer(uvicorn.Server):
+    """uvicorn's server that sets `serving` once its app has started and it listens."""
+
+    def __init__(self, config: uvicorn.Config, serving: Ready) -> None:
+        super().__init__(config)
+        self._serving = serving
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._serving.set()
+
+
+def _worker(settings: Settings, options: dict[str, Any], serving: Ready) -> None:
     """One worker process: the whole server, on its own socket in the port's group."""
     _die_with_supervisor()
-    server = uvicorn.Server(GuardedConfig(worker_app(settings), limits=limits_for(settings), **options))
+    config = GuardedConfig(worker_app(settings), limits=limits_for(settings), **options)
+    server = _ServingServer(config, serving)
     server.run(sockets=[_socket(settings.http_host, settings.http_port)])
     sys.exit(0 if server.started else 3)
 
@@ -98,7 +114,9 @@ class Supervisor:
         self,
         settings: Settings,
         options: dict[str, Any],
-        target: Callable[[Settings, dict[str, Any]], None] = _worker,  # a module-level function: spawn pickles it
+        # A module-level function (spawn pickles it by name), given the settings, the options
+        # and the event to set once it serves.
+        target: Callable[[Settings, dict[str, Any], Ready], None] = _worker,
     ) -> None:
         self._target = target
         self._workers = settings.http_workers
@@ -112,14 +130,18 @@ class Supervisor:
         # pickled to each spawned process, not rebuilt from the environment.
         self.settings = settings.model_copy(update={"http_port": self.port})
         self._stop = threading.Event()
-        self._processes: list[tuple[SpawnProcess, float]] = []
+        self._processes: list[tuple[SpawnProcess, Ready]] = []
+        self.started = 0  # worker processes started, restarts included
 
-    def _start(self) -> tuple[SpawnProcess, float]:
-        process = multiprocessing.get_context("spawn").Process(
-            target=self._target, args=(self.settings, self._options), name="reset-mcp-worker", daemon=False
+    def _start(self) -> tuple[SpawnProcess, Ready]:
+        context = multiprocessing.get_context("spawn")
+        serving = context.Event()
+        process = context.Process(
+            target=self._target, args=(self.settings, self._options, serving), name="reset-mcp-worker", daemon=False
         )
         process.start()
-        return process, time.monotonic()
+        self.started += 1
+        return process, serving
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._stop.set()
@@ -136,13 +158,13 @@ class Supervisor:
             self._processes = [self._start() for _ in range(self._workers)]
             log.info("worker processes %s", ", ".join(str(p.pid) for p, _ in self._processes))
             while not self._stop.wait(POLL_SECONDS):
-                for index, (process, started) in enumerate(self._processes):
+                for index, (process, serving) in enumerate(self._processes):
                     if process.is_alive():
                         continue
-                    if time.monotonic() - started < CRASH_LOOP_SECONDS:
+                    if not serving.is_set():
                         log.error(
-                            "worker %s exited with code %s %.1f s after it started: stopping the server (see above)",
-                            process.pid, process.exitcode, time.monotonic() - started,
+                            "worker %s exited with code %s before it served: stopping the server (see above)",
+                            process.pid, process.exitcode,
                         )  # fmt: skip
                         code = 1
                         self._stop.set()
