@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reset_mcp.app import load_or_create_secret
 from reset_mcp.config import load_settings
+from reset_mcp.data_dir import load_or_create_secret
 from reset_mcp.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

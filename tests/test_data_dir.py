@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from reset_mcp.app import build_app, ensure_data_dir
+from reset_mcp.app import build_app
 from reset_mcp.config import load_settings
+from reset_mcp.data_dir import ensure_data_dir
 from reset_mcp.errors import ConfigError
 from tests.conftest import SECRET
 

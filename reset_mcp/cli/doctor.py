@@ -15,10 +15,11 @@ from typing import Any
 import anyio
 from pydantic import SecretStr
 
-from reset_mcp.app import SECRET_FILE, composer_for, ensure_data_dir
+from reset_mcp.app import composer_for
 from reset_mcp.cli.probes import run_probes
 from reset_mcp.config import NO_DIRECTORY_WARNING, Settings
 from reset_mcp.context import GeoLocator
+from reset_mcp.data_dir import SECRET_FILE, ensure_data_dir
 from reset_mcp.directory import open_directory_of
 from reset_mcp.emails.registry import EmailKinds
 from reset_mcp.errors import ResetMCPError

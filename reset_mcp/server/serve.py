@@ -18,8 +18,9 @@ from typing import Any, Literal
 import anyio
 import uvicorn
 
-from reset_mcp.app import app_with_jobs, ensure_data_dir
+from reset_mcp.app import app_with_jobs
 from reset_mcp.config import Settings
+from reset_mcp.data_dir import ensure_data_dir
 from reset_mcp.errors import ConfigError
 from reset_mcp.flows.keys import count_active_keys
 from reset_mcp.logs import install_redaction

@@ -31,8 +31,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from reset_mcp.app import App, app_with_jobs, load_or_create_secret
+from reset_mcp.app import App, app_with_jobs
 from reset_mcp.config import Settings
+from reset_mcp.data_dir import load_or_create_secret
 from reset_mcp.errors import ConfigError, ResetMCPError, refusal
 from reset_mcp.server.admin.session import redact_access_log
 from reset_mcp.server.admin.site import AdminSite

@@ -38,8 +38,8 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from reset_mcp.app import load_or_create_secret
 from reset_mcp.config import Settings
+from reset_mcp.data_dir import load_or_create_secret
 from reset_mcp.logs import configure_logging
 from reset_mcp.server.http.app import build_http_app
 from reset_mcp.server.http.guard import GuardedConfig, limits_for

@@ -10,22 +10,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reset_mcp.canonical import Canon, dotless_domain_set
+from reset_mcp.config.checks import MIN_SECRET_BYTES, https_or_loopback, long_enough
+from reset_mcp.config.directory import DirectorySettings
+from reset_mcp.config.http import MAX_HTTP_WORKERS, HttpSettings
+from reset_mcp.config.mail import MailSettings
 from reset_mcp.errors import ConfigError
 from reset_mcp.mail.base import MailOptions
 from reset_mcp.vocab import Mode
 
-EmailBackendName = Literal["outbox", "smtp", "memory", "resend", "postmark", "sendgrid", "mailgun", "webhook"]
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-MIN_SECRET_BYTES = 32
-MAX_HTTP_WORKERS = 64  # `serve --workers` and RESET_MCP_HTTP_WORKERS
+__all__ = [
+    "MAX_HTTP_WORKERS",
+    "MIN_SECRET_BYTES",
+    "NO_DIRECTORY_WARNING",
+    "Settings",
+    "default_data_dir",
+    "load_settings",
+]
+
 APP_NAME = "reset-mcp"
 
 
@@ -40,8 +48,9 @@ def default_data_dir() -> Path:
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
-class Settings(BaseSettings):
-    """The effective configuration. Field names are the variables without `RESET_MCP_`."""
+class Settings(BaseSettings, MailSettings, HttpSettings, DirectorySettings):
+    """The effective configuration. Field names are the variables without `RESET_MCP_`;
+    the email backend's, the HTTP server's and the account directory's are in their own modules."""
 
     model_config = SettingsConfigDict(env_prefix="RESET_MCP_", extra="ignore", frozen=True)
 
@@ -74,21 +83,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, le=200)
     db_pool_timeout_seconds: float = Field(5.0, gt=0, le=120)
 
-    email_backend: EmailBackendName = "outbox"
     outbox_dir: Path | None = Field(None, description="Folder for .eml files (default DATA_DIR/outbox).")
-    smtp_host: str = "localhost"
-    smtp_port: int | None = Field(None, description="Default 25 / 587 / 465 by SMTP_TLS.")
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
-    smtp_timeout_seconds: float = Field(10.0, gt=0, le=120)
-    email_api_key: SecretStr | None = None
-    email_api_url: str | None = None
-    mailgun_domain: str | None = None
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    webhook_bearer: SecretStr | None = None
-    postmark_message_stream: str = "outbound"
 
     delivery_max_attempts: int = Field(8, ge=1, le=50)
     delivery_backoff_seconds: float = Field(15.0, gt=0, description="First retry delay; doubles each try.")
@@ -141,62 +136,10 @@ class Settings(BaseSettings):
         "found; keep it where a database writer cannot reach.",
     )
 
-    directory_url: str | None = Field(
-        None, description="Your app's account lookup endpoint (https; http only to loopback)."
-    )
-    directory_secret: SecretStr | None = Field(None, description="HMAC key signing directory lookups (32+ bytes).")
-    directory_sql: str | None = Field(None, description="One SELECT with :account, run read-only on your database.")
-    # A SecretStr because the URL may carry the app database's password, and `doctor`
-    # prints every setting: a SecretStr is shown only as "set".
-    directory_database_url: SecretStr | None = Field(
-        None, description="sqlite:///path or postgresql://... that DIRECTORY_SQL reads."
-    )
-    directory_timeout_seconds: float = Field(5.0, gt=0, le=30, description="Whole lookup, retry included.")
-    trust_caller_recipient: bool = Field(
-        False, description="Without a directory, allow a public bind where the agent names the recipient."
-    )
-    directory_answer_step_ms: float = Field(
-        100.0,
-        ge=0,
-        le=5000,
-        description="With a directory, a reset is answered at a whole multiple of this many ms after it began, "
-        "so a known and an unknown account take the same time; 0 turns it off.",
-    )
     caller_sends_per_hour: int = Field(
         60, ge=1, description="Emails one caller (API key) may ask for in an hour, across all addresses."
     )
 
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(8765, ge=0, le=65535)
-    allowed_hosts: str | None = Field(None, description="Comma-separated Host values for a public bind.")
-    allowed_origins: str | None = Field(None, description="Comma-separated Origins for a public bind.")
-    stateless_http: bool = False
-    http_workers: int = Field(
-        1, ge=1, le=MAX_HTTP_WORKERS, description="HTTP worker processes on one port (more than one implies stateless)."
-    )
-    http_max_connections: int = Field(
-        1000,
-        ge=16,
-        le=1_000_000,
-        description="Open HTTP connections a process keeps; past it a new one displaces the longest-idle.",
-    )
-    http_header_timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="A request's line and headers must arrive within this (slowloris)."
-    )
-    http_body_timeout_seconds: float = Field(
-        30.0, gt=0, le=3600, description="A request's body must arrive within this once its headers have."
-    )
-    public_url: str | None = Field(None, description="Base URL of this server, for links to /admin.")
-    oauth_issuer: str | None = Field(
-        None,
-        description="OAuth 2.1 authorization server (issuer URL) whose JWT access tokens are accepted beside API keys.",
-    )
-    oauth_audience: str | None = Field(
-        None, description="The audience (RFC 8707 resource) an access token must name (default: the public MCP URL)."
-    )
-    oauth_jwks_cache_seconds: float = Field(
-        300.0, ge=0, le=86400, description="How long the issuer's keys are kept before they are fetched again."
-    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("token_ttl_minutes")
@@ -213,12 +156,8 @@ class Settings(BaseSettings):
             return None
         if value.count("{token}") != 1:
             raise ValueError("must contain {token} exactly once")
-        parts = urlsplit(value.replace("{token}", "t"))
-        if parts.scheme == "https" and parts.hostname:
-            return value
-        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
-            return value
-        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+        https_or_loopback(value.replace("{token}", "t"))
+        return value
 
     @field_validator("from_address", "oversight_email", "support_email")
     @classmethod
@@ -239,31 +178,10 @@ class Settings(BaseSettings):
         # Resolved once, at start: every message names the folder that is really used.
         return None if value is None else Path(os.path.abspath(value.expanduser()))
 
-    @field_validator("oauth_issuer", "oauth_audience")
-    @classmethod
-    def _oauth_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.query or parts.fragment:
-            raise ValueError("must be a URL without a query or fragment")
-        if parts.scheme == "https" and parts.hostname:
-            return value
-        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
-            return value
-        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
-
     @field_validator("forgot_password_url")
     @classmethod
     def _page_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
-            return value
-        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
-            return value
-        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
+        return https_or_loopback(value)
 
     @field_validator("oversight_timezone")
     @classmethod
@@ -279,9 +197,7 @@ class Settings(BaseSettings):
     @field_validator("secret")
     @classmethod
     def _secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
-            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (try: openssl rand -base64 48)")
-        return value
+        return long_enough(value)
 
     @field_validator("subaddress_separator")
     @classmethod
@@ -300,55 +216,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a hex colour like #2563eb")
         return value
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
-        if self.email_backend == "smtp" and not self.smtp_host:
-            raise ValueError("RESET_MCP_SMTP_HOST is required with EMAIL_BACKEND=smtp")
-        return self
-
-    @field_validator("directory_url")
-    @classmethod
-    def _directory_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
-            return value
-        if parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS:
-            return value
-        raise ValueError("must be an https:// URL (http:// is allowed only for localhost / 127.0.0.1)")
-
-    @field_validator("directory_secret")
-    @classmethod
-    def _directory_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
-            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (try: openssl rand -base64 48)")
-        return value
-
-    @field_validator("directory_database_url")
-    @classmethod
-    def _directory_database_url(cls, value: SecretStr | None) -> SecretStr | None:
-        url = value.get_secret_value() if value is not None else None
-        if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("must start with sqlite:/// or postgresql://")
-        return value
-
-    @model_validator(mode="after")
-    def _directory_checks(self) -> Settings:
-        # Each half alone is a directory that silently does nothing: refuse it at start.
-        if self.directory_url and self.directory_sql:
-            raise ValueError("set RESET_MCP_DIRECTORY_URL or RESET_MCP_DIRECTORY_SQL, not both")
-        if self.directory_url and self.directory_secret is None:
-            raise ValueError("RESET_MCP_DIRECTORY_SECRET is required with RESET_MCP_DIRECTORY_URL")
-        if bool(self.directory_sql) != bool(self.directory_database_url):
-            raise ValueError("RESET_MCP_DIRECTORY_SQL and RESET_MCP_DIRECTORY_DATABASE_URL go together")
-        return self
-
     # Derived values -----------------------------------------------------------------
-    @property
-    def has_directory(self) -> bool:
-        return bool(self.directory_url or self.directory_sql)
-
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'reset-mcp.db'}"
@@ -376,24 +244,6 @@ class Settings(BaseSettings):
             webhook_bearer=self.webhook_bearer,
             postmark_message_stream=self.postmark_message_stream,
         )
-
-    @property
-    def effective_oauth_audience(self) -> str:
-        """The resource an OAuth access token must be issued for: this server's MCP URL."""
-        return self.oauth_audience or self.public_base_url + "/mcp"
-
-    @property
-    def effective_smtp_port(self) -> int:
-        return self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
-
-    @property
-    def public_base_url(self) -> str:
-        """This server's base URL for links to it: RESET_MCP_PUBLIC_URL, else the HTTP bind."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        host = self.http_host
-        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return f"http://{host}:{self.http_port}"
 
     @property
     def effective_approval_window_minutes(self) -> int:
