@@ -141,6 +141,9 @@ class Settings(BaseSettings, MailSettings, HttpSettings, DirectorySettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tracing: Literal["auto", "on", "off"] = Field(
+        "auto", description="OpenTelemetry spans per MCP message: auto (when a tracer or exporter is set up), on, off."
+    )
 
     @field_validator("token_ttl_minutes")
     @classmethod

@@ -53,7 +53,7 @@ def serve(settings: Settings, transport: Transport = "stdio") -> int:
     if transport == "stdio":
         ensure_data_dir(settings)  # a one-line ConfigError before any transport starts
         factory = announce_when_started(lambda: app_with_jobs(settings, freeze_heap=True))
-        serve_stdio(build_server(factory, directory=settings.has_directory), loop_options())
+        serve_stdio(build_server(factory, directory=settings.has_directory, tracing=settings.tracing), loop_options())
         return 0
     return _serve_http(settings, transport)
 

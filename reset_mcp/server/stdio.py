@@ -15,11 +15,21 @@ its stdout claim. Like the SDK, fd 0 points at the null device while serving, so
 process reads end of file rather than protocol bytes, and is restored afterwards.
 Where the event loop cannot watch the descriptor (Windows, a regular file, /dev/null),
 reads fall back to a worker thread: those reads never wait for a person.
+
+Answers are written on the event loop too, when stdout is a pipe (how every MCP client
+starts a server): the SDK writes and flushes each message through `anyio.wrap_file`,
+two hand-offs to a worker thread per message, which cost more server CPU than the JSON
+(issue 24). A pipe that poll calls writable has room for PIPE_BUF bytes, so a write of at
+most that many does not block; longer messages go out in such pieces, each after
+readiness, and a client that stops reading holds up only its own answers, as before.
+Like the SDK, fd 1 points at stderr while serving, so stray prints miss the wire.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import stat
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -34,6 +44,7 @@ from reset_mcp.errors import ResetMCPError
 
 WAITING = "reset-mcp: waiting for an MCP client on stdio; Ctrl-C to stop"
 READ_SIZE = 65536
+WRITE_SIZE = select.PIPE_BUF if hasattr(select, "PIPE_BUF") else 512
 T = TypeVar("T")
 
 
@@ -68,6 +79,31 @@ class StdinLines:
             yield pending.decode("utf-8", errors="replace")
 
 
+class PipeWriter:
+    """The text file the SDK's transport writes each message to (`write`, then `flush`),
+    written straight to a pipe on the event loop."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    async def write(self, text: str) -> int:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            await anyio.wait_writable(self.fd)
+            data = data[os.write(self.fd, data[:WRITE_SIZE]) :]
+        return len(text)
+
+    async def flush(self) -> None:
+        """Nothing is buffered."""
+
+
+def _is_pipe(fd: int) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
 def _is_stream(fd: int) -> bool:
     try:
         mode = os.fstat(fd).st_mode
@@ -79,18 +115,31 @@ def _is_stream(fd: int) -> bool:
 @contextmanager
 def claimed_stdin() -> Iterator[int]:
     """A private duplicate of fd 0 to read the protocol from; fd 0 itself reads /dev/null meanwhile."""
+    with _claimed(0, lambda: os.open(os.devnull, os.O_RDONLY)) as private:
+        yield private
+
+
+@contextmanager
+def claimed_stdout() -> Iterator[int]:
+    """A private duplicate of fd 1 to write the protocol to; fd 1 itself writes to stderr meanwhile."""
+    with _claimed(1, lambda: os.dup(2)) as private:
+        yield private
+
+
+@contextmanager
+def _claimed(fd: int, diversion: Callable[[], int]) -> Iterator[int]:
     import fcntl  # POSIX only; run_stdio does not come here on Windows
 
-    private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    null = os.open(os.devnull, os.O_RDONLY)
+    private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    other = diversion()
     try:
-        os.dup2(null, 0)
+        os.dup2(other, fd)
     finally:
-        os.close(null)
+        os.close(other)
     try:
         yield private
     finally:
-        os.dup2(private, 0)
+        os.dup2(private, fd)
         os.close(private)
 
 
@@ -101,9 +150,11 @@ async def run_stdio(server: MCPServer) -> None:
         return
     # mcp 2.3 has no public handle on the low-level server; run_stdio_async uses this one.
     lowlevel = server._lowlevel_server
-    with claimed_stdin() as fd:
-        lines: Any = StdinLines(fd)  # iterated like the anyio.AsyncFile the SDK's signature names
-        async with stdio_server(stdin=lines) as (read_stream, write_stream):
+    with contextlib.ExitStack() as claims:
+        lines: Any = StdinLines(claims.enter_context(claimed_stdin()))  # iterated like an anyio.AsyncFile
+        # Only a pipe is written on the loop (see the module's docstring); else the SDK's own writer.
+        out: Any = PipeWriter(claims.enter_context(claimed_stdout())) if _is_pipe(1) else None
+        async with stdio_server(stdin=lines, stdout=out) as (read_stream, write_stream):
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
 

@@ -136,6 +136,7 @@ def build_http_app(
         count_calls=lambda: holder.get().metrics,  # None: an embedding app's factory asked for none
         directory=settings.has_directory,
         state_key=state_key_of(load_or_create_secret(settings)),
+        tracing=settings.tracing,
         token_verifier=CheckedVerifier(auth.verifier),  # KeyCheck's answer for the request, if any
         auth=auth.settings,
     )

@@ -22,6 +22,7 @@ from reset_mcp.server.mcp.errors import Tools
 from reset_mcp.server.mcp.icons import icon
 from reset_mcp.server.mcp.marking import UntrustedMeta
 from reset_mcp.server.mcp.scopes import ScopedTools
+from reset_mcp.server.mcp.tracing import Tracing, apply_tracing
 
 INSTRUCTIONS = (
     "reset-mcp runs password resets. Call request_password_reset with the account's email, user_id and the "
@@ -58,13 +59,14 @@ def build_server(
     count_calls: Callable[[], Metrics | None] | None = None,
     directory: bool = False,
     state_key: str | None = None,
+    tracing: Tracing = "auto",
     **kwargs: Any,
 ) -> MCPServer[App]:
     """`count_calls`: the metrics to count tool calls in, and scope-filter `tools/list` (HTTP).
     `directory`: an account directory is configured, so the tools take an account, not an
     address (`Settings.has_directory`). `state_key`: seals the state of multi-round calls
     (modern protocol era) so that any worker or instance can read it back; without one,
-    a key of this process's own."""
+    a key of this process's own. `tracing`: OpenTelemetry spans per message (tracing.py)."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
@@ -88,6 +90,7 @@ def build_server(
         middleware=middleware,
         **kwargs,
     )
+    apply_tracing(server, tracing)
     tools = Tools(server)
     tools_reset.register(tools, directory=directory)
     tools_views.register(tools)
