@@ -16,14 +16,13 @@ from typing import Any
 
 import anyio
 
-from bench.common import summary
+from bench.common import bench_settings, summary
 from bench.sink import SinkClient
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-django"
 DJANGO_SPEC = "django>=5.2,<5.3"
 LINK = "{% endverbatim %}{{ protocol }}://{{ domain }}/reset/{{ uid }}/{{ token }}/{% verbatim %}"
-SAMPLE_URL = "https://app.example.com/reset?token=sample-not-a-real-token"
 
 
 def django_python() -> Path:
@@ -42,21 +41,26 @@ def _template(rendered: str, url: str) -> str:
 
 
 def write_templates(workdir: Path) -> dict[str, int]:
-    """Django templates made from reset-mcp's rendered reset email; returns the sizes."""
-    from reset_mcp.compose import Composer
-    from reset_mcp.compose.models import Branding
-    from reset_mcp.compose.samples import samples
+    """Django templates made from reset-mcp's rendered reset email; returns the sizes.
 
-    data = samples()["password_reset"]
-    rendered = Composer(Branding(product_name="Bench")).password_reset(data)  # type: ignore[arg-type]
+    The email is the one the bench's own servers send: rendered from the bench settings
+    (branding, reset URL, no "this wasn't me" link, as `bench_env` configures none) by the
+    same path `reset-mcp preview` takes, with the masked token's link swapped for Django's.
+    """
+    from reset_mcp.app import composer_for, render_env
+    from reset_mcp.emails.kind import MASK
+    from reset_mcp.emails.outgoing import render_sample
+    from reset_mcp.emails.registry import EmailKinds
+
+    settings = bench_settings(workdir / "unused-data", 25)  # nothing is opened: only the composer is built
+    rendered = render_sample(EmailKinds(), render_env(settings, composer_for(settings)), "password_reset")
+    url = settings.reset_url.replace("{token}", MASK)
+    if url not in rendered.text or url not in rendered.html:  # else Django would send no link at all
+        raise RuntimeError(f"the rendered reset email does not carry its link {url!r}")
     folder = workdir / "templates" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
-    report_url = getattr(data, "report_url", None)
-    html, text = rendered.html, rendered.text
-    if report_url:  # Django has no "this wasn't me" link: keep the bytes, point it at the reset page
-        html, text = html.replace(report_url, SAMPLE_URL), text.replace(report_url, SAMPLE_URL)
-    (folder / "reset.html").write_text(_template(html, SAMPLE_URL), encoding="utf-8")
-    (folder / "reset.txt").write_text(_template(text, SAMPLE_URL), encoding="utf-8")
+    (folder / "reset.html").write_text(_template(rendered.html, url), encoding="utf-8")
+    (folder / "reset.txt").write_text(_template(rendered.text, url), encoding="utf-8")
     (folder / "subject.txt").write_text(rendered.subject, encoding="utf-8")
     return {"ours_html_bytes": len(rendered.html.encode()), "ours_text_bytes": len(rendered.text.encode())}
 
