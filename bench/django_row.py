@@ -65,19 +65,26 @@ def write_templates(workdir: Path) -> dict[str, int]:
     return {"ours_html_bytes": len(rendered.html.encode()), "ours_text_bytes": len(rendered.text.encode())}
 
 
-async def row(sink_port: int, sink: SinkClient, n: int, workdir: Path, warmup: int = 30) -> dict[str, Any]:
+async def run_peer(sink_port: int, n: int, workdir: Path, warmup: int) -> dict[str, Any]:
+    """The peer's own output: recipient -> start, per-save durations, t0, elapsed, version."""
     python = django_python()
+    peer = [str(HERE / "django_peer.py"), "--workdir", str(workdir), "--smtp-port", str(sink_port)]
+    with anyio.fail_after(1800):
+        proc = await anyio.run_process([str(python), *peer, "-n", str(n), "--warmup", str(warmup)], check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"django peer failed: {proc.stderr.decode()[-2000:]}")
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+async def row(sink_port: int, sink: SinkClient, n: int, workdir: Path, warmup: int = 30) -> dict[str, Any]:
     sizes = write_templates(workdir)
     base = await sink.count()
     raw_base = len(await sink.raw())
     await sink.capture(True)
-    peer = [str(HERE / "django_peer.py"), "--workdir", str(workdir), "--smtp-port", str(sink_port)]
-    with anyio.fail_after(1800):
-        proc = await anyio.run_process([str(python), *peer, "-n", str(n), "--warmup", str(warmup)], check=False)
-    await sink.capture(False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"django peer failed: {proc.stderr.decode()[-2000:]}")
-    out = json.loads(proc.stdout)
+    try:
+        out = await run_peer(sink_port, n, workdir, warmup)
+    finally:
+        await sink.capture(False)
     delivered = await sink.wait(base + n + warmup, timeout=60)
     accepted = (await sink.records(since=base)).by_rcpt()
     starts: dict[str, float] = out["starts"]
