@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import report_cpu
+
 TARGETS = {
     "inproc_vs_django": 3.0,
     "http_c32_vs_django": 1.5,
@@ -21,7 +23,7 @@ def _get(results: dict[str, Any], *path: str) -> Any:
     return cur
 
 
-ROW_NUMBER = {"inproc": "2", "http": "4"}
+ROW_NUMBER = {"inproc": "2", "stdio": "3", "http": "4"}
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +45,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         peer = (beside.get(path[0]) or {}).get("per_s") or django
         if ours and peer:
             out[f"{name}_vs_django"] = round(ours / peer, 2)
-    return out
+    return out | report_cpu.ratios(results)  # issue 24's: stdio, HTTP c32 on one worker, both sinks
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     load = results.get("load")
     if isinstance(load, dict) and "exactly_once" in load:
         out["load 5000 @ c50: 0 errors, exactly once"] = {"value": load.get("errors"), "met": load["exactly_once"]}
-    return out
+    return out | report_cpu.targets(results)
 
 
 def _fmt(v: Any) -> str:
@@ -148,7 +150,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
                f"errors {sk.get('errors')}")  # fmt: skip
         out.append(("7 soak", f"HTTP {sk['minutes']} min @ c{sk['concurrency']}", _fmt(sk.get("per_s")), "-", "-",
                     "-", rss))  # fmt: skip
-    return out
+    return out + report_cpu.rows(results, _fmt)
 
 
 def table(results: dict[str, Any]) -> str:
