@@ -382,6 +382,12 @@ async def test_events_count_oldest_and_list_windows(store: Store) -> None:
         assert await tx.count_events("reset_requested", hour_ago, user_id="u1") == 2
         assert await tx.count_events("reset_requested", NOW - 120 * MIN, mailbox="a@example.com") == 3
         assert await tx.count_events("nothing", hour_ago) == 0
+        # Bounded: min(count, at_most), what a limit check needs (both drivers).
+        assert [await tx.count_events("reset_requested", hour_ago, at_most=k) for k in (0, 1, 2, 3, 4, 9)] == [
+            0, 1, 2, 3, 3, 3,
+        ]  # fmt: skip
+        assert await tx.count_events("reset_requested", hour_ago, mailbox="a@example.com", at_most=1) == 1
+        assert await tx.count_events("nothing", hour_ago, at_most=5) == 0
         assert await tx.oldest_event_since("reset_requested", hour_ago, mailbox="a@example.com") == NOW - 50 * MIN
         assert await tx.oldest_event_since("reset_requested", hour_ago, net="198.51.100.1") == NOW - 10 * MIN
         assert await tx.oldest_event_since("reset_requested", NOW) is None

@@ -200,7 +200,7 @@ async def check_rate_limits(
     if net is not None:
         checks.append(("IP address", rules.ip_per_hour, {"net": net}))
     for label, limit, key in checks:
-        if await tx.count_events(event, since, **key) >= limit:
+        if await tx.count_events(event, since, **key, at_most=limit) >= limit:
             oldest = await tx.oldest_event_since(event, since, **key) or now
             retry = seconds_until_an_hour_after(oldest, now)
             return RateVerdict(True, retry, f"more than {limit} reset requests per hour for this {label}")
@@ -221,7 +221,7 @@ async def caller_budget(tx: Tx, caller_id: str, per_hour: int, now: datetime) ->
     """The per-caller budget across all addresses (RESET_MCP_CALLER_SENDS_PER_HOUR)."""
     since = now - timedelta(hours=1)
     key = caller_key(caller_id)
-    if await tx.count_events(Event.CALLER_SEND, since, mailbox=key) < per_hour:
+    if await tx.count_events(Event.CALLER_SEND, since, mailbox=key, at_most=per_hour) < per_hour:
         return RateVerdict(False)
     oldest = await tx.oldest_event_since(Event.CALLER_SEND, since, mailbox=key) or now
     return RateVerdict(

@@ -165,7 +165,11 @@ class Tx(Protocol):
         mailbox: str | None = None,
         net: str | None = None,
         user_id: str | None = None,
-    ) -> int: ...
+        at_most: int | None = None,
+    ) -> int:
+        """How many match; with `at_most`, min(that, at_most): enough for a limit check."""
+        ...
+
     async def oldest_event_since(
         self, event_type: str, since: datetime, *, mailbox: str | None = None, net: str | None = None
     ) -> datetime | None: ...

@@ -40,9 +40,17 @@ class HistorySql(SqlBase):
         mailbox: str | None = None,
         net: str | None = None,
         user_id: str | None = None,
+        at_most: int | None = None,
     ) -> int:
         where, args = self._event_filter(event_type, since, mailbox, net, user_id)
-        row = await self._one(f"SELECT COUNT(*) AS n FROM events WHERE {where}", args)
+        if at_most is None:
+            row = await self._one(f"SELECT COUNT(*) AS n FROM events WHERE {where}", args)
+        else:
+            # A limit check needs to know only whether the count reaches the limit: stop
+            # reading the window's rows there (a caller with a high budget has many).
+            row = await self._one(
+                f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE {where} LIMIT ?) AS w", [*args, at_most]
+            )
         return int(row["n"]) if row else 0
 
     async def oldest_event_since(
