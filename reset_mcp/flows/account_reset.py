@@ -202,6 +202,7 @@ async def request_by_account(
         held = out.approval_id if out.status == SendStatus.PENDING_APPROVAL else None
         return Done(out.send_id, [*out.rows, *out.alert_rows], held)
 
-    idem = idempotency.idem_for(caller.id, idempotency_key, "request_password_reset", asdict(inp))
+    args = asdict(inp) if idempotency_key is not None else {}  # hashed only with a key
+    idem = idempotency.idem_for(caller.id, idempotency_key, "request_password_reset", args)
     limits = AccountLimits(key, d.rules.account_per_hour, event, net)
     return await for_account(d, caller, account, limits, reset, kind="password_reset", idem=idem, started=started)

@@ -194,7 +194,9 @@ async def request_caller_named(
         "location_dropped": place_given is not None and untrusted.caller_location(place_given) is None,
     }
     now = d.clock.now()
-    idem = idempotency.idem_for(caller.id, idempotency_key, "request_password_reset", asdict(inp))
+    # asdict only with a key: without one the arguments are not hashed, and copying costs.
+    args = asdict(inp) if idempotency_key is not None else {}
+    idem = idempotency.idem_for(caller.id, idempotency_key, "request_password_reset", args)
     if (earlier := await idempotency.earlier(d.store, idem, ResetRequestResult, now)) is not None:
         return earlier
     try:
