@@ -15,6 +15,7 @@ Unicode name (names never change), which needs no data file beyond `unicodedata`
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -59,6 +60,12 @@ _IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": ".", "\u2024
 _PHONE_SEPARATORS = frozenset(" -.()/\u00a0\u2010\u2011\u2012\u2013\u2014\u2212")
 _VARIATION_SELECTOR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _SPACES = re.compile(r"\s+")
+# The checks below are pure functions of the text, and the same texts come back: every
+# reset's name is checked when it is requested and again when its email is rendered,
+# device and location labels repeat across requests. Short texts are remembered (a few
+# MB at most); a hostile long one is checked afresh and never kept.
+_MEMO_SIZE = 4096
+_MEMO_MAX_LEN = 256
 
 
 def _script(ch: str) -> str | None:
@@ -107,10 +114,17 @@ def person_name(value: str | None) -> str | None:
     """
     if not isinstance(value, str):
         return None
+    return _person_name_memo(str(value)) if len(value) <= _MEMO_MAX_LEN else _person_name(value)
+
+
+def _person_name(value: str) -> str | None:
     name = _words(value, NAME_MAX)
     if name is None or looks_like_contact_or_link(name):
         return None
     return name
+
+
+_person_name_memo = functools.lru_cache(maxsize=_MEMO_SIZE)(_person_name)
 
 
 def caller_location(value: str | None) -> str | None:
@@ -199,6 +213,10 @@ def looks_like_contact_or_link(text: str) -> bool:
     """
     if not text:
         return False
+    return _looks_memo(str(text)) if len(text) <= _MEMO_MAX_LEN else _looks_like_contact_or_link(text)
+
+
+def _looks_like_contact_or_link(text: str) -> bool:
     text = _prepare(text)
     if _SCHEME.search(text) or _OPAQUE_SCHEMES.search(text) or _HOST_WITH_PORT_OR_PATH.search(text):
         return True
@@ -208,6 +226,9 @@ def looks_like_contact_or_link(text: str) -> bool:
     if "@" in shape and _EMAIL_OR_HANDLE.search(shape):
         return True
     return _has_phone_number(text)
+
+
+_looks_memo = functools.lru_cache(maxsize=_MEMO_SIZE)(_looks_like_contact_or_link)
 
 
 def as_data(text: str, limit: int) -> str:
