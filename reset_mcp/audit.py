@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from reset_mcp.jsontext import encoder
 from reset_mcp.store.records import AuditEntry
 
 if TYPE_CHECKING:
@@ -42,8 +42,8 @@ _LEGACY = re.compile(r"[0-9a-f]{64}")
 _KEYED = re.compile(r"v2:([0-9a-f]{16}):([0-9a-f]{64})")
 
 
-# The canonical form hashed (shared: `json.dumps` with options builds an encoder a call).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+# The canonical form hashed: compact, keys sorted, ASCII (the encoder built once: `jsontext`).
+_CANONICAL = encoder(sort_keys=True, ensure_ascii=True, default=str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class AuditKey:
 
 
 def _message(prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: Any) -> bytes:
-    body = _CANONICAL.encode([seq, round(at.timestamp(), 6), actor, action, subject, detail])
+    body = _CANONICAL([seq, round(at.timestamp(), 6), actor, action, subject, detail])
     return f"{prev_hash}|{body}".encode()
 
 
