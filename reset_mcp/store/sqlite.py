@@ -65,7 +65,10 @@ class SqliteStore:
     ) -> None:
         self._conn = conn
         self._space = SpaceWatch(conn, path)  # disk full: said as such, and checkpointed out of
-        self._lock = anyio.Lock()
+        # fast_acquire: a free lock is taken without yielding to the loop while holding it
+        # (a loop iteration per take, four a reset, that let no one in: the others queue on
+        # the held lock). Groups still form: the leader yields before its COMMIT.
+        self._lock = anyio.Lock(fast_acquire=True)
         self._group: Group | None = None  # the transaction group open now, if any
         self._polling = 0  # tasks waiting for another process's write lock
         self.url_for_display = display
@@ -194,6 +197,9 @@ class SqliteStore:
         """A read transaction (deferred BEGIN): in WAL mode it takes no write lock, so it
         never waits for another process's writer. A write inside is rolled back and refused
         (checked by the change count, which is cheaper than `PRAGMA query_only`)."""
+        # The one yield a read made in the lock's slow path, kept (without holding the lock):
+        # a loop of reads (the audit chain's pages) still lets other tasks in between.
+        await anyio.lowlevel.checkpoint()
         while True:
             # An open group has written what it has not committed yet: read after it.
             if self._group is not None:
