@@ -20,28 +20,29 @@ from reset_mcp.store.sql_tx import SqlTx
 
 class SqliteTx(SqlTx):
     def __init__(self, conn: sqlite3.Connection, audit_key: AuditKey | None = None) -> None:
-        self._conn = conn
+        # One cursor for the transaction's statements, not one per statement (`execute` on
+        # the connection makes and drops a cursor each time). Each call runs its statement
+        # to the end (DML) or reads every row, so the cursor holds nothing in progress.
+        self._cursor = conn.cursor()
         self.audit_key = audit_key
 
     async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
-        cursor = self._conn.execute(sql, tuple(args))
-        count = cursor.rowcount
-        cursor.close()
-        return count
+        cursor = self._cursor
+        cursor.execute(sql, tuple(args))
+        return cursor.rowcount
 
     async def _one(self, sql: str, args: Sequence[Any] = ()) -> c.Row | None:
-        cursor = self._conn.execute(sql, tuple(args))
+        cursor = self._cursor
+        cursor.execute(sql, tuple(args))
         row = cursor.fetchone()
         # Drain so an UPDATE ... RETURNING finishes its write before commit.
         cursor.fetchall()
-        cursor.close()
         return row  # type: ignore[no-any-return]
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[c.Row]:
-        cursor = self._conn.execute(sql, tuple(args))
-        rows = cursor.fetchall()
-        cursor.close()
-        return list(rows)
+        cursor = self._cursor
+        cursor.execute(sql, tuple(args))
+        return cursor.fetchall()
 
 
 class Group:
