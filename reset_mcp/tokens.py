@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -95,10 +95,20 @@ class _Key:
     header: bytes  # the JWS header segment, the same for every token of this key
     row: bytes  # MACs token rows (`row_mac`)
     audit: bytes  # keys the audit chain (`reset_mcp.audit`)
+    # HMAC-SHA256 keyed once with `signing`, `jti`, `row`: each MAC copies one, instead of
+    # `hmac.digest` setting the key up (and OpenSSL fetching SHA-256 by name) every call.
+    macs: tuple[hmac.HMAC, hmac.HMAC, hmac.HMAC] = field(repr=False, compare=False)
+
+
+def _mac(keyed: hmac.HMAC, message: bytes) -> bytes:
+    """`hmac.digest(key, message, "sha256")` from an HMAC object keyed with `key`."""
+    h = keyed.copy()
+    h.update(message)
+    return h.digest()
 
 
 def _row_mac(key: _Key, record: TokenRecord) -> str:
-    return f"{ROW_MAC_VERSION}:{hmac.digest(key.row, _row_message(record), 'sha256').hex()}"
+    return f"{ROW_MAC_VERSION}:{_mac(key.macs[2], _row_message(record)).hex()}"
 
 
 class TokenSigner:
@@ -112,13 +122,19 @@ class TokenSigner:
     @staticmethod
     def _key(secret: bytes) -> _Key:
         kid = _derive(secret, "kid").hex()[:16]
+        signing, jti, row = _derive(secret, "jwt"), _derive(secret, "jti"), _derive(secret, "token-row")
         return _Key(
             kid=kid,
-            signing=_derive(secret, "jwt"),
-            jti=_derive(secret, "jti"),
+            signing=signing,
+            jti=jti,
             header=_jws_header(kid),
-            row=_derive(secret, "token-row"),
+            row=row,
             audit=_derive(secret, "audit"),
+            macs=(
+                hmac.new(signing, digestmod=hashlib.sha256),
+                hmac.new(jti, digestmod=hashlib.sha256),
+                hmac.new(row, digestmod=hashlib.sha256),
+            ),
         )
 
     @property
@@ -156,7 +172,7 @@ class TokenSigner:
     def jti_for(self, request_id: str, kid: str | None = None) -> str:
         """256 bits that only a holder of the secret can derive from the request id."""
         key = self._ring.get(kid or self._current.kid, self._current)
-        return _b64(hmac.digest(key.jti, request_id.encode(), "sha256")).decode()
+        return _b64(_mac(key.macs[1], request_id.encode())).decode()
 
     def mint(self, claims: TokenClaims) -> str:
         key = self._ring.get(claims.kid)
@@ -176,7 +192,7 @@ class TokenSigner:
         # PyJWT re-validates its headers and signs through the pure-Python `hmac.new`.
         # Verifying stays PyJWT's (`decode` below).
         signing_input = key.header + b"." + _b64(_COMPACT(payload).encode())
-        return (signing_input + b"." + _b64(hmac.digest(key.signing, signing_input, "sha256"))).decode()
+        return (signing_input + b"." + _b64(_mac(key.macs[0], signing_input))).decode()
 
     def decode(self, token: str, now: datetime) -> DecodeResult:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:

@@ -171,3 +171,20 @@ def test_mint_writes_the_bytes_pyjwt_writes(user_id: str, email: str, request_id
     token = signer.mint(claims)
     assert token == jwt.encode(payload, signing_key, algorithm="HS256", headers={"kid": kid})
     assert signer.decode(token, NOW).claims == claims
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.text(max_size=60))
+def test_the_prepared_macs_are_hmac_sha256_of_each_key(message: bytes, request_id: str) -> None:
+    # The signer keeps HMAC objects keyed once; each MAC must be hmac.digest's, and a MAC
+    # must leave the keyed object as it was (two in a row are the same).
+    from reset_mcp import tokens
+
+    signer = TokenSigner("s" * 40, fallbacks=["f" * 40])
+    for key in signer._ring.values():
+        for keyed, raw in zip(key.macs, (key.signing, key.jti, key.row), strict=True):
+            expected = hmac.digest(raw, message, "sha256")
+            assert tokens._mac(keyed, message) == expected
+            assert tokens._mac(keyed, message) == expected
+        jti = base64.urlsafe_b64encode(hmac.digest(key.jti, request_id.encode(), "sha256")).rstrip(b"=").decode()
+        assert signer.jti_for(request_id, key.kid) == jti
