@@ -59,23 +59,51 @@ class AuditKey:
         return cls(signer.kid, signer.audit_ring[signer.kid])
 
 
-def _message(prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: Any) -> bytes:
-    body = _CANONICAL([seq, round(at.timestamp(), 6), actor, action, subject, detail])
-    return f"{prev_hash}|{body}".encode()
+def detail_text(detail: Any) -> str:
+    """An entry's detail as its hash covers it; the store writes this text too (the same
+    options as `store.sql_common.dump`), so a new entry's detail is encoded once."""
+    return _CANONICAL(detail)
+
+
+def _message(
+    prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: Any, text: str | None
+) -> bytes:
+    # The JSON of [seq, at, actor, action, subject, detail]: an array's text is its items'
+    # joined by ",", so the detail's own text (`detail_text`) goes in as it is.
+    head = _CANONICAL([seq, round(at.timestamp(), 6), actor, action, subject])
+    return f"{prev_hash}|{head[:-1]},{detail_text(detail) if text is None else text}]".encode()
 
 
 def entry_hash(
-    prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: dict[str, Any]
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: dict[str, Any],
+    *,
+    text: str | None = None,
 ) -> str:
-    """Version 1: plain SHA-256 (what entries written without a key carry)."""
-    return hashlib.sha256(_message(prev_hash, seq, at, actor, action, subject, detail)).hexdigest()
+    """Version 1: plain SHA-256 (what entries written without a key carry). `text`: the
+    detail's `detail_text`, when the caller has it."""
+    return hashlib.sha256(_message(prev_hash, seq, at, actor, action, subject, detail, text)).hexdigest()
 
 
 def keyed_entry_hash(
-    key: AuditKey, prev_hash: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: Any
+    key: AuditKey,
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: Any,
+    *,
+    text: str | None = None,
 ) -> str:
     """Version 2: HMAC-SHA256 under `key`, written `v2:<kid>:<hex>`."""
-    mac = hmac.digest(key.key, _message(prev_hash, seq, at, actor, action, subject, detail), "sha256")
+    mac = hmac.digest(key.key, _message(prev_hash, seq, at, actor, action, subject, detail, text), "sha256")
     return f"{KEYED}:{key.kid}:{mac.hex()}"
 
 

@@ -62,3 +62,28 @@ def test_unencodable_values_fail_as_in_the_library() -> None:
     assert encoder(sort_keys=True, default=str)({"b": 1, "a": datetime(2026, 1, 1, tzinfo=UTC)}) == (
         '{"a":"2026-01-01 00:00:00+00:00","b":1}'
     )
+
+
+DETAILS = st.dictionaries(st.text(max_size=12), VALUES, max_size=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(DETAILS, st.integers(min_value=1), st.datetimes(timezones=st.just(UTC)), st.text(max_size=20))
+def test_the_audit_hash_covers_the_library_json_of_the_entry(
+    detail: dict[str, Any], seq: int, at: datetime, who: str
+) -> None:
+    # The hash body is built from the detail's own text; it must be the array's JSON as
+    # `json` writes it (what entries written before were hashed over), and the text the
+    # store writes for the detail must be `dump`'s.
+    from reset_mcp import audit
+    from reset_mcp.store import sql_common
+
+    reference = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    try:
+        whole = reference.encode([seq, round(at.timestamp(), 6), who, "act", "subj", detail])
+    except (TypeError, ValueError):
+        return  # keys that do not sort: no entry has them
+    assert audit._message("p", seq, at, who, "act", "subj", detail, None) == f"p|{whole}".encode()
+    text = audit.detail_text(detail)
+    assert text == sql_common.dump(detail)
+    assert audit._message("p", seq, at, who, "act", "subj", detail, text) == f"p|{whole}".encode()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from reset_mcp.audit import GENESIS, entry_hash, keyed_entry_hash
+from reset_mcp.audit import GENESIS, detail_text, entry_hash, keyed_entry_hash
 from reset_mcp.store import sql_common as c
 from reset_mcp.store.records import AdminSessionRecord, ApiKeyRecord, AuditEntry, ContactEvent, ContactFacts
 from reset_mcp.store.sql_base import SqlBase
@@ -125,13 +125,14 @@ class HistorySql(SqlBase):
         # up as an index search in a query plan on SQLite, where seq is the rowid.
         last = await self._one("SELECT seq, hash FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)")
         seq, prev = (int(last["seq"]) + 1, last["hash"]) if last else (1, GENESIS)
+        text = detail_text(detail)  # what `c.dump` writes, and what the hash covers: encoded once
         if self.audit_key is None:
-            digest = entry_hash(prev, seq, at, actor, action, subject, detail)
+            digest = entry_hash(prev, seq, at, actor, action, subject, detail, text=text)
         else:
-            digest = keyed_entry_hash(self.audit_key, prev, seq, at, actor, action, subject, detail)
+            digest = keyed_entry_hash(self.audit_key, prev, seq, at, actor, action, subject, detail, text=text)
         await self._exec(
             f"INSERT INTO audit ({c.AUDIT_COLS}) VALUES (?,?,?,?,?,?,?,?)",
-            (seq, c.ts(at), actor, action, subject, c.dump(detail), prev, digest),
+            (seq, c.ts(at), actor, action, subject, text, prev, digest),
         )
         self.audit_head = (seq, digest)  # anchored by the store once this transaction commits
         return AuditEntry(seq, at, actor, action, subject, detail, prev, digest)
