@@ -203,21 +203,21 @@ async def request_caller_named(
         async with d.store.transaction() as tx:
             await idempotency.claim(tx, idem, now)
             out = await queue_reset(d, tx, to, origin, caller, now, confirmed=confirmed)
-            first = _result(out, None, dropped)
             if out.status == SendStatus.RATE_LIMITED:
                 await idempotency.forget(tx, idem)
-            else:
-                await idempotency.remember(tx, idem, first)
+            elif idem is not None:  # the answer before delivery, kept for a retry
+                await idempotency.remember(tx, idem, _result(out, None, dropped))
     except idempotency.Replayed as exc:
         return idempotency.replayed(exc, idem, ResetRequestResult)
+    # The answer is built once, when it is known (a delivered request's says how it went).
     if out.status == SendStatus.RATE_LIMITED:
         await d.deliver(out.alert_rows)
-        return first
+        return _result(out, None, dropped)
     until = d.send_deadline()  # one wait for the call's emails, however many
     delivery = await d.deliver(out.rows, until=until)
     await d.deliver(out.alert_rows, until=until)
     if delivery is None:
-        return first
+        return _result(out, None, dropped)
     answer = _result(out, delivery, dropped)
     await idempotency.update(d.store, idem, answer)
     return answer
