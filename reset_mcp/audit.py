@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,12 @@ class AuditKey:
 
     kid: str
     key: bytes
+    # HMAC-SHA256 keyed with `key` once; each entry's MAC copies it (`hmac.digest` would
+    # set the key up, and have OpenSSL fetch SHA-256 by name, for every entry).
+    keyed: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyed", hmac.new(self.key, digestmod=hashlib.sha256))
 
     @classmethod
     def current(cls, signer: TokenSigner) -> AuditKey:
@@ -103,8 +109,9 @@ def keyed_entry_hash(
     text: str | None = None,
 ) -> str:
     """Version 2: HMAC-SHA256 under `key`, written `v2:<kid>:<hex>`."""
-    mac = hmac.digest(key.key, _message(prev_hash, seq, at, actor, action, subject, detail, text), "sha256")
-    return f"{KEYED}:{key.kid}:{mac.hex()}"
+    mac = key.keyed.copy()
+    mac.update(_message(prev_hash, seq, at, actor, action, subject, detail, text))
+    return f"{KEYED}:{key.kid}:{mac.hexdigest()}"
 
 
 def hash_kid(digest: str) -> str | None:
@@ -140,6 +147,7 @@ def verify_chain(
     the chain's end.
     """
     prev_hash, prev_seq, checked, keyed, unchecked = GENESIS, 0, 0, 0, 0
+    ring = {kid: AuditKey(kid, key) for kid, key in keys.items()} if keys is not None else {}
     head_kid: str | None = None
     anchors = anchors or {}
 
@@ -157,10 +165,10 @@ def verify_chain(
         if head_kid is not None:
             if keys is None:
                 return broken(f"entry {seq} is keyed: check the chain with the key ring", seq)
-            key = keys.get(head_kid)
+            key = ring.get(head_kid)
             if key is None:
                 unchecked = seq
-            elif keyed_entry_hash(AuditKey(head_kid, key), *fields) != entry.hash:
+            elif keyed_entry_hash(key, *fields) != entry.hash:
                 return broken(f"entry {seq} was altered", seq)
             else:
                 keyed += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hmac
 import json
 import os
 import stat
@@ -18,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pg import fresh_schema_url, pg_database_fixture
 
 from reset_mcp import audit_anchor
@@ -353,3 +356,17 @@ def test_an_anchor_path_that_cannot_be_used_is_a_config_error(tmp_path: Path) ->
     blocker.write_text("x")
     with pytest.raises(ConfigError, match=r"^RESET_MCP_AUDIT_ANCHOR_FILE: cannot open "):
         AuditAnchor.open(blocker / "below" / "a.anchor")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=80), st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=4))
+def test_the_prepared_key_macs_as_hmac_digest(raw: bytes, detail: dict[str, str]) -> None:
+    # AuditKey keeps an HMAC object keyed once; an entry's MAC must be hmac.digest's, and
+    # hashing leaves the keyed object as it was.
+    from reset_mcp import audit
+
+    key = AuditKey("0123456789abcdef", raw)
+    message = audit._message(GENESIS, 1, datetime(2026, 1, 1, tzinfo=UTC), "a", "b", "c", detail, None)
+    expected = f"v2:0123456789abcdef:{hmac.digest(raw, message, 'sha256').hex()}"
+    for _ in range(2):
+        assert keyed_entry_hash(key, GENESIS, 1, datetime(2026, 1, 1, tzinfo=UTC), "a", "b", "c", detail) == expected
