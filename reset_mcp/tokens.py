@@ -97,7 +97,9 @@ class _Key:
     audit: bytes  # keys the audit chain (`reset_mcp.audit`)
     # HMAC-SHA256 keyed once with `signing`, `jti`, `row`: each MAC copies one, instead of
     # `hmac.digest` setting the key up (and OpenSSL fetching SHA-256 by name) every call.
-    macs: tuple[hmac.HMAC, hmac.HMAC, hmac.HMAC] = field(repr=False, compare=False)
+    signing_mac: hmac.HMAC = field(repr=False, compare=False)
+    jti_mac: hmac.HMAC = field(repr=False, compare=False)
+    row_mac: hmac.HMAC = field(repr=False, compare=False)
 
 
 def _mac(keyed: hmac.HMAC, message: bytes) -> bytes:
@@ -108,7 +110,7 @@ def _mac(keyed: hmac.HMAC, message: bytes) -> bytes:
 
 
 def _row_mac(key: _Key, record: TokenRecord) -> str:
-    return f"{ROW_MAC_VERSION}:{_mac(key.macs[2], _row_message(record)).hex()}"
+    return f"{ROW_MAC_VERSION}:{_mac(key.row_mac, _row_message(record)).hex()}"
 
 
 class TokenSigner:
@@ -130,11 +132,9 @@ class TokenSigner:
             header=_jws_header(kid),
             row=row,
             audit=_derive(secret, "audit"),
-            macs=(
-                hmac.new(signing, digestmod=hashlib.sha256),
-                hmac.new(jti, digestmod=hashlib.sha256),
-                hmac.new(row, digestmod=hashlib.sha256),
-            ),
+            signing_mac=hmac.new(signing, digestmod=hashlib.sha256),
+            jti_mac=hmac.new(jti, digestmod=hashlib.sha256),
+            row_mac=hmac.new(row, digestmod=hashlib.sha256),
         )
 
     @property
@@ -172,7 +172,7 @@ class TokenSigner:
     def jti_for(self, request_id: str, kid: str | None = None) -> str:
         """256 bits that only a holder of the secret can derive from the request id."""
         key = self._ring.get(kid or self._current.kid, self._current)
-        return _b64(_mac(key.macs[1], request_id.encode())).decode()
+        return _b64(_mac(key.jti_mac, request_id.encode())).decode()
 
     def mint(self, claims: TokenClaims) -> str:
         key = self._ring.get(claims.kid)
@@ -192,7 +192,7 @@ class TokenSigner:
         # PyJWT re-validates its headers and signs through the pure-Python `hmac.new`.
         # Verifying stays PyJWT's (`decode` below).
         signing_input = key.header + b"." + _b64(_COMPACT(payload).encode())
-        return (signing_input + b"." + _b64(_mac(key.macs[0], signing_input))).decode()
+        return (signing_input + b"." + _b64(_mac(key.signing_mac, signing_input))).decode()
 
     def decode(self, token: str, now: datetime) -> DecodeResult:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
