@@ -97,18 +97,20 @@ class PipeWriter:
         """Nothing is buffered."""
 
 
-def _is_pipe(fd: int) -> bool:
+def _mode(fd: int) -> int:
+    """The descriptor's file type bits; 0 (no type) when it cannot be read."""
     try:
-        return stat.S_ISFIFO(os.fstat(fd).st_mode)
+        return os.fstat(fd).st_mode
     except OSError:
-        return False
+        return 0
+
+
+def _is_pipe(fd: int) -> bool:
+    return stat.S_ISFIFO(_mode(fd))
 
 
 def _is_stream(fd: int) -> bool:
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
+    mode = _mode(fd)
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
