@@ -21,6 +21,7 @@ from reset_mcp.server.mcp.arguments import ArgumentErrors
 from reset_mcp.server.mcp.errors import Tools
 from reset_mcp.server.mcp.icons import icon
 from reset_mcp.server.mcp.marking import UntrustedMeta
+from reset_mcp.server.mcp.param_headers import skip_undeclared_header_checks
 from reset_mcp.server.mcp.scopes import ScopedTools
 from reset_mcp.server.mcp.tracing import Tracing, apply_tracing
 
@@ -91,6 +92,7 @@ def build_server(
         **kwargs,
     )
     apply_tracing(server, tracing)
+    skip_undeclared_header_checks(server)
     tools = Tools(server)
     tools_reset.register(tools, directory=directory)
     tools_views.register(tools)
