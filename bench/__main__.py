@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in results["ratios"].items():
         print(f"ratio {name}: {value}x")
     for name, t in results["targets"].items():
-        print(f"target {name}: {t['value']} -> {'met' if t['met'] else 'MISSED'}")
+        floor = f" (the SDK's floor alone: {t['sdk_floor']})" if "sdk_floor" in t else ""
+        print(f"target {name}: {t['value']}{floor} -> {'met' if t['met'] else 'MISSED'}")
     for name, err in results["errors"].items():
         print(f"row {name} FAILED: {err}")
     for note in notes:

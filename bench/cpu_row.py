@@ -8,22 +8,32 @@ CPU of descendants that exited and were reaped, which would otherwise vanish fro
 sum). It is read after the warm-up and again after the N calls, so start-up, imports and
 the first calls' lazy work are left out. Client-side calls/s and answer latency are
 recorded beside it, and the bench process's own CPU per call (the client's cost).
+
+Each transport is measured a second time against `bench.sdk_floor`: the same tool,
+arguments and result model with no body, served the same way. That is the SDK's floor for
+such a call on this machine in this run; the server's figure minus it is reset-mcp's own
+work (the reset, our tool wrapper, the API key check on HTTP).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mcp import Client
+from mcp import Client, StdioServerParameters
 
 from bench import stdio_row
-from bench.common import Identities, now, summary
+from bench.common import Identities, now, server_pythonpath, summary
 from bench.http_rows import HttpServer, drive
+from bench.http_server import free_port
+from bench.httpclient import Connection
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # /proc/<pid>/stat counts CPU time in these ticks
 MEMORY = {"RESET_MCP_EMAIL_BACKEND": "memory"}
@@ -124,6 +134,80 @@ async def stdio(n: int, warmup: int) -> dict[str, Any]:
             return await measure(pid, n, calls) | {"transport": "stdio", "server_processes": 1}
 
 
+def floor_params() -> StdioServerParameters:
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": server_pythonpath(stdio_row.ROOT)}
+    return StdioServerParameters(command=sys.executable, args=["-m", "bench.sdk_floor"], env=env)
+
+
+def _new_child(before: set[int], marker: bytes) -> int:
+    new = [p for p in children(os.getpid()) - before if marker in _cmdline(p)]
+    if len(new) != 1:
+        raise RuntimeError(f"expected one new {marker.decode()} child of the bench, found {new}")
+    return new[0]
+
+
+async def stdio_floor(n: int, warmup: int) -> dict[str, Any]:
+    before = children(os.getpid())
+    async with Client(floor_params()) as client:
+        pid = _new_child(before, b"bench.sdk_floor")
+        await stdio_row.warm(client, warmup)
+
+        async def calls() -> tuple[list[float], int]:
+            _, answered, errors, _ = await stdio_row.calls(client, Identities("cpu-floor-stdio"), n)
+            return answered, errors
+
+        return await measure(pid, n, calls) | {"transport": "stdio", "server_processes": 1, "sdk_floor": True}
+
+
+class FloorHttp:
+    """`python -m bench.sdk_floor --http PORT` as a child process (no API key: the SDK alone)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        env = {**os.environ, "PYTHONPATH": server_pythonpath(stdio_row.ROOT)}
+        cmd = [sys.executable, "-m", "bench.sdk_floor", "--http", str(self.port)]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def connection(self) -> Connection:
+        return Connection("127.0.0.1", self.port)
+
+    def __enter__(self) -> FloorHttp:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("the SDK floor's HTTP server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def http_floor(n: int, warmup: int) -> dict[str, Any]:
+    with FloorHttp() as server:
+        await drive(server, "cpu-floor-http-warm", warmup, 1)
+
+        async def calls() -> tuple[list[float], int]:
+            _, answered, errors, _ = await drive(server, "cpu-floor-http", n, 1)
+            return answered, len(errors)
+
+        return await measure(server.pid, n, calls) | {
+            "transport": "streamable-http", "server_processes": 1, "sdk_floor": True,
+        }  # fmt: skip
+
+
 async def http(n: int, warmup: int, workdir: Path) -> dict[str, Any]:
     server = HttpServer(workdir / "cpu-http-data", NO_SMTP_PORT, workdir / "cpu-http.log", extra_env=MEMORY)
     with server:
@@ -138,4 +222,9 @@ async def http(n: int, warmup: int, workdir: Path) -> dict[str, Any]:
 
 
 async def row(n: int, workdir: Path, warmup: int = 50) -> dict[str, Any]:
-    return {"stdio": await stdio(n, warmup), "http": await http(n, warmup, workdir)}
+    return {
+        "stdio": await stdio(n, warmup),
+        "stdio_sdk_floor": await stdio_floor(n, warmup),
+        "http": await http(n, warmup, workdir),
+        "http_sdk_floor": await http_floor(n, warmup),
+    }

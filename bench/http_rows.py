@@ -14,13 +14,13 @@ import re
 from collections import Counter
 from email import policy
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
 from bench.common import Identities, now, summary
 from bench.http_server import HttpServer, free_port, rss_kb
-from bench.httpclient import HttpError, call_tool
+from bench.httpclient import Connection, HttpError, call_tool
 from bench.sink import SinkClient
 
 __all__ = ["HttpServer", "drive", "free_port", "http_available", "load", "measured", "row4", "rss_kb", "soak"]
@@ -36,8 +36,14 @@ def http_available() -> str | None:
     return None
 
 
+class Serving(Protocol):
+    """What `drive` needs of a server: a new connection to it (`HttpServer`, the SDK floor's)."""
+
+    def connection(self) -> Connection: ...
+
+
 async def drive(
-    server: HttpServer, tag: str, n: int, concurrency: int, *, deadline: float | None = None
+    server: Serving, tag: str, n: int, concurrency: int, *, deadline: float | None = None
 ) -> tuple[dict[str, float], list[float], list[str], float]:
     """n reset requests (or until `deadline`) over `concurrency` connections.
 

@@ -66,9 +66,13 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for transport, label in (("stdio", "stdio"), ("http", "HTTP")):
         ms = _get(results, "cpu", transport, "server_cpu_ms_per_call")
+        floor = _get(results, "cpu", f"{transport}_sdk_floor", "server_cpu_ms_per_call")
         limit = TARGETS[f"cpu_{transport}_ms"]
         if ms is not None:
-            out[f"server CPU per call, {label} <= {limit} ms"] = {"value": ms, "met": ms <= limit}
+            found: dict[str, Any] = {"value": ms, "met": ms <= limit}
+            if floor is not None:  # what the target leaves for reset-mcp's own work, the SDK's share paid
+                found["sdk_floor"] = floor
+            out[f"server CPU per call, {label} <= {limit} ms"] = found
     r = results.get("ratios") or {}
     found = series(results)
     for sink, prefix in SINKS:
@@ -90,12 +94,21 @@ def rows(results: dict[str, Any], fmt: Callable[[Any], str]) -> list[tuple[str, 
     out: list[tuple[str, ...]] = []
     cpu = results.get("cpu")
     for transport in ("stdio", "http"):
-        c = _get(cpu, transport)
+        c, floor = _get(cpu, transport), _get(cpu, f"{transport}_sdk_floor")
         if isinstance(c, dict):
             note = (f"server {fmt(c['server_cpu_ms_per_call'])} ms CPU a call ({c['server_processes']} process(es)), "
                     f"client {fmt(c['client_cpu_ms_per_call'])} ms; n={c['n']}, errors={c['errors']}")  # fmt: skip
+            if isinstance(floor, dict):
+                own = c["server_cpu_ms_per_call"] - floor["server_cpu_ms_per_call"]
+                note += f"; reset-mcp's own {fmt(round(own, 3))} ms over the SDK floor"
             out.append(("8 cpu", f"{c['transport']}, sequential (calls/s)", fmt(c.get("calls_per_s")),
                         fmt(c.get("p50_ms")), "-", fmt(c.get("p99_ms")), note))  # fmt: skip
+        if isinstance(floor, dict):
+            note = (f"server {fmt(floor['server_cpu_ms_per_call'])} ms CPU a call: the SDK alone (bench.sdk_floor, "
+                    f"a constant answer), client {fmt(floor['client_cpu_ms_per_call'])} ms; n={floor['n']}, "
+                    f"errors={floor['errors']}")  # fmt: skip
+            out.append(("8 cpu", f"{floor['transport']}, SDK floor (calls/s)", fmt(floor.get("calls_per_s")),
+                        fmt(floor.get("p50_ms")), "-", fmt(floor.get("p99_ms")), note))  # fmt: skip
     pf = results.get("smtp_sink")
     if isinstance(pf, dict) and "skipped" in pf:
         out.append(("smtp-sink", "stdio, HTTP, Django", "-", "-", "-", "-", f"skipped: {pf['skipped']}"))
