@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-import anyio
-
+from reset_mcp.alarm import sleep_until
 from reset_mcp.deps import Caller, Deps, lock_account
 from reset_mcp.directory import Account, check_account
 from reset_mcp.errors import DirectoryUnavailableError
@@ -82,12 +82,17 @@ async def agent_limits(tx: Tx, d: Deps, caller: Caller, limits: AccountLimits) -
 
 
 async def answer_in_step(d: Deps, started: float) -> None:
-    """Sleep until a whole multiple of the answer step has passed since `started`."""
+    """Return at a whole multiple of the answer step after `started` (`time.monotonic()`).
+
+    Not the loop's own timer alone: its lateness depends on what else the loop ran during
+    the wait (epoll's whole milliseconds, see `alarm`), and a known account's delivery runs
+    then; `sleep_until` wakes at the moment, whatever ran.
+    """
     step = d.answer_step
     if step <= 0:
         return
-    elapsed = anyio.current_time() - started
-    await anyio.sleep(step * max(1, math.ceil(elapsed / step)) - elapsed)
+    elapsed = time.monotonic() - started
+    await sleep_until(started + step * max(1, math.ceil(elapsed / step)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +182,7 @@ async def request_by_account(
     confirmed: bool | None = None,
     idempotency_key: str | None = None,
 ) -> AccountOutcome:
-    started = anyio.current_time()
+    started = time.monotonic()  # answer_in_step's clock
     account = check_account(inp.account)
     origin = origin_of(d, inp.ip, inp.user_agent)
     ip = str(origin.ip)

@@ -8,10 +8,9 @@ per account (3 an hour) and by the caller's hourly budget.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from datetime import timedelta
-
-import anyio
 
 from reset_mcp.deps import STDIO_CALLER, Caller, Deps, lock_account
 from reset_mcp.directory import Account, check_account
@@ -152,7 +151,7 @@ class AlertRequests:
         d = self.deps
         if d.directory is None:
             raise InvalidInputError("no account directory is configured: give email (and user_id)")
-        started = anyio.current_time()
+        started = time.monotonic()  # answer_in_step's clock
         account = check_account(account)
         code = reason_code(reason)
         shown = alert_facts(d, facts)
