@@ -91,12 +91,12 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def stdio_server_pid(before: set[int]) -> int:
-    """The server the SDK client just spawned: the bench's one new child running reset_mcp
-    (the bench's sinks are its children too)."""
-    new = [p for p in children(os.getpid()) - before if b"reset_mcp" in _cmdline(p)]
+def stdio_server_pid(before: set[int], marker: bytes = b"reset_mcp") -> int:
+    """The server the SDK client just spawned: the bench's one new child whose command line
+    holds `marker` (the bench's sinks are its children too)."""
+    new = [p for p in children(os.getpid()) - before if marker in _cmdline(p)]
     if len(new) != 1:
-        raise RuntimeError(f"expected one new reset_mcp child of the bench, found {new}")
+        raise RuntimeError(f"expected one new {marker.decode()} child of the bench, found {new}")
     return new[0]
 
 
@@ -139,17 +139,10 @@ def floor_params() -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "bench.sdk_floor"], env=env)
 
 
-def _new_child(before: set[int], marker: bytes) -> int:
-    new = [p for p in children(os.getpid()) - before if marker in _cmdline(p)]
-    if len(new) != 1:
-        raise RuntimeError(f"expected one new {marker.decode()} child of the bench, found {new}")
-    return new[0]
-
-
 async def stdio_floor(n: int, warmup: int) -> dict[str, Any]:
     before = children(os.getpid())
     async with Client(floor_params()) as client:
-        pid = _new_child(before, b"bench.sdk_floor")
+        pid = stdio_server_pid(before, b"bench.sdk_floor")
         await stdio_row.warm(client, warmup)
 
         async def calls() -> tuple[list[float], int]:
